@@ -1,0 +1,32 @@
+// Package verity computes and enforces fs-verity SHA-256 digests: the
+// userspace Merkle tree digest (4096-byte blocks, no salt) that the kernel's
+// FS_IOC_MEASURE_VERITY reports, and the enable/measure ioctls.
+package verity
+
+import (
+	"encoding/hex"
+	"fmt"
+)
+
+// Size is the length of a SHA-256 fs-verity digest in bytes.
+const Size = 32
+
+// Digest is an fs-verity SHA-256 file digest. Composefs uses it to name
+// objects in the store and as the identity of an image.
+type Digest [Size]byte
+
+// String returns the lowercase hex form used on the kernel command line and
+// in object store paths.
+func (d Digest) String() string { return hex.EncodeToString(d[:]) }
+
+// ParseDigest parses 64 hex digits (either case) into a Digest.
+func ParseDigest(s string) (Digest, error) {
+	var d Digest
+	if len(s) != 2*Size {
+		return d, fmt.Errorf("fs-verity digest %q: want %d hex digits, got %d", s, 2*Size, len(s))
+	}
+	if _, err := hex.Decode(d[:], []byte(s)); err != nil {
+		return d, fmt.Errorf("fs-verity digest %q: %w", s, err)
+	}
+	return d, nil
+}
