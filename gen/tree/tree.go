@@ -28,6 +28,7 @@ type Node struct {
 	Parent *Node
 
 	Mode      uint32 // st_mode, including the file type bits (S_IFREG, ...)
+	Nlink     uint32 // link count of non-directories (directories' is derived)
 	UID, GID  uint32
 	Rdev      uint32 // device number for character/block devices
 	Size      uint64 // regular files only
@@ -42,6 +43,9 @@ type Node struct {
 	Content []byte
 	// Digest is the fs-verity digest of a regular file's content, when known.
 	Digest *verity.Digest
+	// Source is the host path a regular file's content can be read from
+	// (directory sources), so the object store can copy it in.
+	Source string
 
 	Xattrs   []Xattr
 	Children []*Node // directories only, kept sorted by Name
