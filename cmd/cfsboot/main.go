@@ -23,12 +23,7 @@ func register(name, summary string, run func(args []string) error) {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: cfsboot COMMAND [ARGS...]\n\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range sortedKeys(commands) {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
 	}
 }
@@ -48,4 +43,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "cfsboot %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -160,3 +160,11 @@ func (n *Node) Walk(fn func(*Node) error) error {
 	}
 	return nil
 }
+
+// ObjectPath is where a file's content lives below a store's objects
+// directory, named by its fs-verity digest: "xx/" and the other 62 hex
+// digits. It is also the payload (overlay redirect) of external files.
+func ObjectPath(d verity.Digest) string {
+	s := d.String()
+	return s[:2] + "/" + s[2:]
+}

@@ -1,0 +1,208 @@
+// Package source builds composefs trees from host directories, the way
+// `mkcomposefs SRC_DIR` does, so the resulting image is byte-identical.
+package source
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"cfsboot/gen/tree"
+	"cfsboot/verity"
+)
+
+// InlineMax is the largest regular file kept inside the image rather than
+// in the object store (LCFS_RECOMMENDED_INLINE_CONTENT_MAX).
+const InlineMax = 64
+
+// Options mirror mkcomposefs' directory flags.
+type Options struct {
+	UseEpoch    bool // every mtime is 0, for reproducible images
+	SkipXattrs  bool
+	UserXattrs  bool // keep only user.* xattrs
+	SkipDevices bool
+}
+
+// Dir reads the tree at path. Regular files get their fs-verity digest, the
+// object path "xx/yyyy..." as payload and their host path as Source; files
+// of at most InlineMax bytes are also inlined. Like the reference, every
+// inode has link count 1: hard links in the source become separate files.
+// Symlinks are never followed.
+func Dir(path string, opts Options) (*tree.Node, error) {
+	if opts.SkipXattrs && opts.UserXattrs {
+		return nil, errors.New("source: SkipXattrs and UserXattrs conflict")
+	}
+	b := builder{opts: opts}
+	root, err := b.node(path, "")
+	if err != nil {
+		return nil, err
+	}
+	if !root.IsDir() {
+		return nil, fmt.Errorf("source %s: not a directory", path)
+	}
+	if err := b.walk(root, path); err != nil {
+		return nil, err
+	}
+	if err := b.digestAll(); err != nil {
+		return nil, err
+	}
+	return root, nil
+}
+
+type builder struct {
+	opts  Options
+	files []*tree.Node // regular files to digest
+}
+
+func (b *builder) walk(dir *tree.Node, path string) error {
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(path, e.Name())
+		if b.opts.SkipDevices && e.Type()&(os.ModeDevice|os.ModeCharDevice) != 0 {
+			continue
+		}
+		n, err := b.node(p, e.Name())
+		if err != nil {
+			return err
+		}
+		if err := dir.AddChild(n); err != nil {
+			return fmt.Errorf("source %s: %w", p, err)
+		}
+		if n.IsDir() {
+			if err := b.walk(n, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *builder) node(path, name string) (*tree.Node, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return nil, fmt.Errorf("source %s: %w", path, err)
+	}
+	n := &tree.Node{
+		Name: name, Mode: st.Mode, Nlink: 1, UID: st.Uid, GID: st.Gid,
+		Rdev: uint32(st.Rdev), Size: uint64(st.Size),
+	}
+	if !b.opts.UseEpoch {
+		n.MtimeSec, n.MtimeNsec = st.Mtim.Sec, uint32(st.Mtim.Nsec)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		n.Source = path
+		if n.Size > 0 {
+			b.files = append(b.files, n)
+		}
+	case unix.S_IFLNK:
+		target, err := os.Readlink(path)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", path, err)
+		}
+		if target == "" {
+			return nil, fmt.Errorf("source %s: empty symlink target", path)
+		}
+		n.Payload, n.Size = target, uint64(len(target))
+	}
+	if !b.opts.SkipXattrs {
+		if err := b.readXattrs(n, path); err != nil {
+			return nil, fmt.Errorf("source %s: %w", path, err)
+		}
+	}
+	return n, nil
+}
+
+func (b *builder) readXattrs(n *tree.Node, path string) error {
+	size, err := unix.Llistxattr(path, nil)
+	if err != nil || size == 0 {
+		if errors.Is(err, unix.ENOTSUP) {
+			return nil
+		}
+		return err
+	}
+	list := make([]byte, size)
+	if size, err = unix.Llistxattr(path, list); err != nil {
+		return fmt.Errorf("list xattrs: %w", err)
+	}
+	for _, key := range strings.Split(strings.TrimRight(string(list[:size]), "\x00"), "\x00") {
+		if b.opts.UserXattrs && !strings.HasPrefix(key, "user.") {
+			continue
+		}
+		vsize, err := unix.Lgetxattr(path, key, nil)
+		if err != nil {
+			return fmt.Errorf("xattr %s: %w", key, err)
+		}
+		value := make([]byte, vsize)
+		if vsize, err = unix.Lgetxattr(path, key, value); err != nil {
+			return fmt.Errorf("xattr %s: %w", key, err)
+		}
+		n.Xattrs = append(n.Xattrs, tree.Xattr{Key: key, Value: value[:vsize]})
+	}
+	return nil
+}
+
+// digestAll computes every regular file's fs-verity digest on all cores,
+// sets its object path and inlines the small ones.
+func (b *builder) digestAll() error {
+	work := make(chan *tree.Node)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range work {
+				if err := digestFile(n); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for _, n := range b.files {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
+}
+
+func digestFile(n *tree.Node) error {
+	if n.Size <= InlineMax {
+		data, err := os.ReadFile(n.Source)
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		if uint64(len(data)) != n.Size {
+			return fmt.Errorf("source %s: changed while reading (%d bytes, stat said %d)", n.Source, len(data), n.Size)
+		}
+		n.Content = data
+		d := verity.ComputeBytes(data)
+		n.Digest = &d
+	} else {
+		d, err := verity.ComputeFile(n.Source)
+		if err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+		n.Digest = &d
+	}
+	n.Payload = tree.ObjectPath(*n.Digest)
+	return nil
+}
