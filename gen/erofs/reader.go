@@ -98,9 +98,6 @@ func (rd *reader) node(nid uint64, isRoot bool) (*tree.Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image: inode %d: %w", nid, err)
 	}
-	if n != nil {
-		rd.seen[nid] = n
-	}
 	return n, nil
 }
 
@@ -146,6 +143,9 @@ func (rd *reader) readInode(nid uint64) (*tree.Node, error) {
 			return nil, nil
 		}
 	}
+	// Registered before reading a directory's entries, so an entry that
+	// points back at an ancestor is caught instead of recursing forever.
+	rd.seen[nid] = n
 	icount := uint64(le.Uint16(hdr[2:]))
 	var xattrSize uint64
 	if icount > 0 {
