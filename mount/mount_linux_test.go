@@ -1,0 +1,271 @@
+package mount_test
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	goerofs "github.com/erofs/go-erofs"
+	"golang.org/x/sys/unix"
+
+	"cfsboot/gen/erofs"
+	"cfsboot/gen/source"
+	"cfsboot/gen/store"
+	"cfsboot/mount"
+)
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts EROFS and overlayfs through the kernel")
+	}
+}
+
+// sourceTree makes a tree with the file kinds a root filesystem has.
+func sourceTree(t *testing.T) string {
+	t.Helper()
+	src := t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(src, "etc/sub"), 0o755))
+	must(os.MkdirAll(filepath.Join(src, "usr/bin"), 0o755))
+	must(os.WriteFile(filepath.Join(src, "etc/hostname"), []byte("cfsboot\n"), 0o644))
+	must(os.WriteFile(filepath.Join(src, "etc/sub/empty"), nil, 0o600))
+	big := bytes.Repeat([]byte("0123456789abcdef"), 40000)
+	must(os.WriteFile(filepath.Join(src, "usr/bin/tool"), big, 0o755))
+	must(os.WriteFile(filepath.Join(src, "usr/bin/tool-copy"), big, 0o755))
+	must(os.WriteFile(filepath.Join(src, "usr/bin/medium"), bytes.Repeat([]byte("m"), 3000), 0o644))
+	must(os.Symlink("../etc/hostname", filepath.Join(src, "usr/hostname-link")))
+	must(unix.Mkfifo(filepath.Join(src, "fifo"), 0o640))
+	must(unix.Mknod(filepath.Join(src, "null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	must(os.Lchown(filepath.Join(src, "etc/hostname"), 1234, 5678))
+	must(unix.Setxattr(filepath.Join(src, "etc/hostname"), "user.origin", []byte("test"), 0))
+	return src
+}
+
+// buildImage writes the image of src into a store and returns the store
+// and the image path.
+func buildImage(t *testing.T, src string) (*store.Store, string) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := source.Dir(src, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddTree(root); err != nil {
+		t.Fatal(err)
+	}
+	img, err := erofs.Build(root, erofs.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := st.AddImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, st.ImagePath(d)
+}
+
+type entry struct {
+	mode       fs.FileMode
+	uid, gid   uint32
+	size       int64
+	rdev       uint64
+	content    string
+	linkTarget string
+	xattrs     string
+}
+
+func describe(t *testing.T, root string) map[string]entry {
+	t.Helper()
+	out := map[string]entry{}
+	err := filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		st := fi.Sys().(*syscall.Stat_t)
+		e := entry{mode: fi.Mode(), uid: st.Uid, gid: st.Gid, rdev: st.Rdev}
+		switch {
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			e.size, e.content = fi.Size(), string(data)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			e.linkTarget, _ = os.Readlink(p)
+		}
+		var names []string
+		buf := make([]byte, 4096)
+		if n, err := unix.Llistxattr(p, buf); err == nil {
+			for _, k := range strings.Split(string(buf[:n]), "\x00") {
+				if strings.HasPrefix(k, "user.") {
+					v := make([]byte, 256)
+					vn, _ := unix.Lgetxattr(p, k, v)
+					names = append(names, k+"="+string(v[:max(vn, 0)]))
+				}
+			}
+		}
+		sort.Strings(names)
+		e.xattrs = strings.Join(names, ",")
+		if rel != "." {
+			out[rel] = e
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestMountedTreeMatchesSource mounts the image through the kernel's EROFS
+// driver and overlayfs over the object store (verity=off: this host kernel
+// has no fs-verity) and compares every file with the source tree.
+func TestMountedTreeMatchesSource(t *testing.T) {
+	requireRoot(t)
+	src := sourceTree(t)
+	st, imgPath := buildImage(t, src)
+	img, err := os.Open(imgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	lower, root := t.TempDir(), t.TempDir()
+	if err := mount.EROFS(int(img.Fd()), lower); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(lower, unix.MNT_DETACH)
+	ov := mount.Overlay{Lower: []string{lower}, Data: []string{filepath.Join(st.Dir(), "objects")}, Composefs: true, Verity: mount.VerityOff}
+	if err := ov.Mount(root); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(root, unix.MNT_DETACH)
+	want, got := describe(t, src), describe(t, root)
+	for name, w := range want {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("%s: missing in the mounted tree", name)
+			continue
+		}
+		if w.mode.IsDir() {
+			w.size, g.size = 0, 0
+		}
+		if g != w {
+			t.Errorf("%s: mounted %+v\nsource %+v", name, g, w)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s: in the mounted tree but not the source", name)
+		}
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(root, &sfs); err != nil || sfs.Type != unix.OVERLAYFS_SUPER_MAGIC {
+		t.Errorf("root is not overlayfs: %#x %v", sfs.Type, err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "new"), nil, 0o644); err == nil {
+		t.Error("composefs root is writable")
+	}
+}
+
+// TestRequireVerityRefusesUnprotectedObjects: verity=require on a host
+// without fs-verity must refuse to serve files whose objects it cannot
+// check, rather than silently not checking.
+func TestRequireVerityRefusesUnprotectedObjects(t *testing.T) {
+	requireRoot(t)
+	st, imgPath := buildImage(t, sourceTree(t))
+	img, err := os.Open(imgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	lower, root := t.TempDir(), t.TempDir()
+	if err := mount.EROFS(int(img.Fd()), lower); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(lower, unix.MNT_DETACH)
+	ov := mount.Overlay{Lower: []string{lower}, Data: []string{filepath.Join(st.Dir(), "objects")}, Composefs: true, Verity: mount.VerityRequire}
+	if err := ov.Mount(root); err != nil {
+		t.Logf("mount refused: %v", err)
+		return
+	}
+	defer unix.Unmount(root, unix.MNT_DETACH)
+	if _, err := os.ReadFile(filepath.Join(root, "usr/bin/tool")); err == nil {
+		t.Fatal("read an external file whose object has no fs-verity under verity=require")
+	}
+}
+
+func TestImagesPassFsckErofsAndGoErofs(t *testing.T) {
+	_, imgPath := buildImage(t, sourceTree(t))
+	if fsck, err := exec.LookPath("fsck.erofs"); err == nil {
+		if out, err := exec.Command(fsck, imgPath).CombinedOutput(); err != nil {
+			t.Errorf("fsck.erofs: %v\n%s", err, out)
+		}
+	} else {
+		t.Log("fsck.erofs (erofs-utils) not installed; skipping that oracle")
+	}
+	f, err := os.Open(imgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	efs, err := goerofs.EroFS(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := fs.ReadFile(efs, "etc/hostname")
+	if err != nil || string(data) != "cfsboot\n" {
+		t.Errorf("go-erofs etc/hostname: %q %v", data, err)
+	}
+	var names []string
+	fs.WalkDir(efs, ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil {
+			names = append(names, p)
+		}
+		return nil
+	})
+	for _, want := range []string{"usr/bin/tool", "usr/hostname-link", "fifo", "null", "etc/sub/empty"} {
+		if !contains(names, want) {
+			t.Errorf("go-erofs does not list %s (has %v)", want, names)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestMountErrorsAreExplained(t *testing.T) {
+	requireRoot(t)
+	f, err := os.CreateTemp(t.TempDir(), "notanimage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(make([]byte, 8192))
+	defer f.Close()
+	err = mount.EROFS(int(f.Fd()), t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "erofs") {
+		t.Fatalf("mounting garbage: %v", err)
+	}
+	t.Log(err)
+}
