@@ -1,0 +1,182 @@
+// Package build writes the initrd for cfsboot-init: a deterministic newc
+// cpio (same inputs, same bytes) holding the init, the kernel modules it
+// needs with their load order, the console device, and optionally a debug
+// shell and extra command line words, compressed for the kernel.
+package build
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/u-root/u-root/pkg/cpio"
+	"github.com/ulikunitz/xz"
+
+	"cfsboot/initramfs/kmod"
+)
+
+// Paths inside the initrd that the init relies on.
+const (
+	ModulesDir  = "lib/modules"
+	CmdlineFile = "etc/cfsboot/cmdline"
+	ShellPath   = "bin/sh"
+	busyboxPath = "bin/busybox"
+)
+
+// Spec describes an initrd.
+type Spec struct {
+	Init        string   // the init binary (cfsboot-init)
+	ModulesDir  string   // a /lib/modules/<version> tree; "" for no modules
+	Modules     []string // module names; their dependencies are added
+	Busybox     string   // busybox-static binary for the debug shell; "" for none
+	Cmdline     string   // extra kernel command line words for the init; "" for none
+	Compression string   // zstd (default), gzip, xz or none
+	Epoch       uint64   // mtime of every entry (SOURCE_DATE_EPOCH)
+}
+
+// Result says what went into the archive.
+type Result struct {
+	Modules    []string // in load order
+	Size       int64    // compressed bytes written
+	Uncompress int64    // cpio bytes
+}
+
+// Build writes the compressed archive to w.
+func Build(w io.Writer, s Spec) (Result, error) {
+	var res Result
+	files := map[string]cpio.Record{}
+	add := func(name string, data []byte, mode uint64) {
+		files[name] = cpio.StaticRecord(data, cpio.Info{Name: name, Mode: mode})
+	}
+	init, err := os.ReadFile(s.Init)
+	if err != nil {
+		return res, fmt.Errorf("initrd: init binary: %w", err)
+	}
+	add("init", init, cpio.S_IFREG|0o755)
+	files["dev/console"] = cpio.CharDev("dev/console", 0o600, 5, 1)
+	files["dev/null"] = cpio.CharDev("dev/null", 0o666, 1, 3)
+	if s.ModulesDir != "" && len(s.Modules) > 0 {
+		ix, err := kmod.NewIndex(s.ModulesDir)
+		if err != nil {
+			return res, fmt.Errorf("initrd: %w", err)
+		}
+		mods, err := ix.Resolve(s.Modules)
+		if err != nil {
+			return res, fmt.Errorf("initrd: %w", err)
+		}
+		var order strings.Builder
+		for _, m := range mods {
+			data, err := os.ReadFile(m.Path)
+			if err != nil {
+				return res, fmt.Errorf("initrd: %w", err)
+			}
+			base := filepath.Base(m.Path)
+			add(path.Join(ModulesDir, base), data, cpio.S_IFREG|0o644)
+			order.WriteString(base + "\n")
+			res.Modules = append(res.Modules, m.Name)
+		}
+		add(path.Join(ModulesDir, kmod.LoadOrder), []byte(order.String()), cpio.S_IFREG|0o644)
+	}
+	if s.Busybox != "" {
+		bb, err := os.ReadFile(s.Busybox)
+		if err != nil {
+			return res, fmt.Errorf("initrd: debug shell: %w", err)
+		}
+		add(busyboxPath, bb, cpio.S_IFREG|0o755)
+		files[ShellPath] = cpio.Symlink(ShellPath, "busybox")
+	}
+	if s.Cmdline != "" {
+		add(CmdlineFile, []byte(strings.TrimSpace(s.Cmdline)+"\n"), cpio.S_IFREG|0o644)
+	}
+	for _, d := range []string{"proc", "sys", "run", "dev"} {
+		files[d] = cpio.Directory(d, 0o755)
+	}
+	archive, err := writeCpio(files, s.Epoch)
+	if err != nil {
+		return res, err
+	}
+	res.Uncompress = int64(len(archive))
+	cw := &countingWriter{w: w}
+	if err := compress(cw, archive, s.Compression); err != nil {
+		return res, err
+	}
+	res.Size = cw.n
+	return res, nil
+}
+
+// writeCpio writes every record, and every parent directory explicitly
+// (0755), sorted by name, with fixed owners, times and inode numbers.
+func writeCpio(files map[string]cpio.Record, epoch uint64) ([]byte, error) {
+	for name := range files {
+		for d := path.Dir(name); d != "."; d = path.Dir(d) {
+			if _, ok := files[d]; !ok {
+				files[d] = cpio.Directory(d, 0o755)
+			}
+		}
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var buf bytes.Buffer
+	w := cpio.Newc.Writer(&buf)
+	for i, n := range names {
+		r := files[n]
+		r.Info.Ino = uint64(i + 1)
+		r.Info.UID, r.Info.GID, r.Info.MTime = 0, 0, epoch
+		r.Info.NLink = 1
+		r.Info.Dev, r.Info.Major, r.Info.Minor = 0, 0, 0
+		if err := w.WriteRecord(r); err != nil {
+			return nil, fmt.Errorf("initrd: cpio %s: %w", n, err)
+		}
+	}
+	if err := cpio.WriteTrailer(w); err != nil {
+		return nil, fmt.Errorf("initrd: cpio: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func compress(w io.Writer, data []byte, method string) error {
+	var zw io.WriteCloser
+	var err error
+	switch method {
+	case "", "zstd":
+		zw, err = zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+	case "gzip":
+		zw, err = gzip.NewWriterLevel(w, gzip.BestCompression)
+	case "xz":
+		// The kernel's xz decoder only knows the CRC32 check.
+		zw, err = xz.WriterConfig{CheckSum: xz.CRC32}.NewWriter(w)
+	case "none":
+		_, err = w.Write(data)
+		return err
+	default:
+		return fmt.Errorf("initrd: unknown compression %q (zstd, gzip, xz, none)", method)
+	}
+	if err != nil {
+		return fmt.Errorf("initrd: %s: %w", method, err)
+	}
+	if _, err := zw.Write(data); err != nil {
+		return fmt.Errorf("initrd: %s: %w", method, err)
+	}
+	return zw.Close()
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

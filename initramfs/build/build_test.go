@@ -1,0 +1,123 @@
+package build
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func modulesDir(t *testing.T) string {
+	dirs, _ := filepath.Glob("../../.cache/debian/root/linux-image-*/usr/lib/modules/*")
+	if len(dirs) == 0 {
+		return ""
+	}
+	return dirs[0]
+}
+
+func spec(t *testing.T, compression string) Spec {
+	t.Helper()
+	init := filepath.Join(t.TempDir(), "init")
+	if err := os.WriteFile(init, []byte("#!fake init\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := Spec{Init: init, Cmdline: "rd.shell", Compression: compression}
+	if dir := modulesDir(t); dir != "" {
+		s.ModulesDir, s.Modules = dir, []string{"erofs", "overlay", "loop", "virtio_blk"}
+	}
+	if _, err := os.Stat("/bin/busybox"); err == nil {
+		s.Busybox = "/bin/busybox"
+	}
+	return s
+}
+
+// listing is what `cpio -itv` (the oracle) reads from the archive.
+func listing(t *testing.T, archive []byte, decompress ...string) string {
+	t.Helper()
+	if len(decompress) > 0 {
+		cmd := exec.Command(decompress[0], decompress[1:]...)
+		cmd.Stdin = bytes.NewReader(archive)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v", decompress, err)
+		}
+		archive = out
+	}
+	cmd := exec.Command("cpio", "-itv", "--quiet")
+	cmd.Stdin = bytes.NewReader(archive)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cpio -itv: %v", err)
+	}
+	return string(out)
+}
+
+func TestDeterministicAndReadableByCpio(t *testing.T) {
+	if _, err := exec.LookPath("cpio"); err != nil {
+		t.Skip("cpio not installed")
+	}
+	for method, dec := range map[string][]string{"none": nil, "zstd": {"zstd", "-dc"}, "gzip": {"gzip", "-dc"}, "xz": {"xz", "-dc"}} {
+		t.Run(method, func(t *testing.T) {
+			s := spec(t, method)
+			var a, b bytes.Buffer
+			res, err := Build(&a, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Build(&b, s); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(a.Bytes(), b.Bytes()) {
+				t.Fatal("two builds of the same inputs differ")
+			}
+			if _, err := exec.LookPath(dec0(dec)); dec != nil && err != nil {
+				t.Skipf("%s not installed", dec[0])
+			}
+			list := listing(t, a.Bytes(), dec...)
+			for _, want := range []string{"-rwxr-xr-x   1 root     root           12 Jan  1  1970 init", "crw-------   1 root     root       5,   1 Jan  1  1970 dev/console", "drwxr-xr-x   1 root     root            0 Jan  1  1970 etc/cfsboot"} {
+				if !strings.Contains(list, want) {
+					t.Errorf("listing lacks %q:\n%s", want, list)
+				}
+			}
+			if s.ModulesDir != "" {
+				if !strings.Contains(list, "lib/modules/load.order") || !strings.Contains(list, "lib/modules/erofs.ko.xz") {
+					t.Errorf("modules missing:\n%s", list)
+				}
+				if method == "zstd" && res.Size > 5<<20 {
+					t.Errorf("initrd is %d bytes, want well under 5 MiB", res.Size)
+				}
+				t.Logf("%s: %d bytes compressed, %d cpio, modules %v", method, res.Size, res.Uncompress, res.Modules)
+			}
+			if s.Busybox != "" && !strings.Contains(list, "bin/sh -> busybox") {
+				t.Errorf("shell missing:\n%s", list)
+			}
+		})
+	}
+}
+
+func dec0(d []string) string {
+	if len(d) == 0 {
+		return "true"
+	}
+	return d[0]
+}
+
+func TestBuildErrors(t *testing.T) {
+	var buf bytes.Buffer
+	if _, err := Build(&buf, Spec{Init: "/nonexistent/init"}); err == nil || !strings.Contains(err.Error(), "init binary") {
+		t.Errorf("missing init: %v", err)
+	}
+	s := spec(t, "zstd")
+	s.Compression = "lz5"
+	if _, err := Build(&buf, s); err == nil || !strings.Contains(err.Error(), "unknown compression") {
+		t.Errorf("bad compression: %v", err)
+	}
+	if s.ModulesDir != "" {
+		s.Compression, s.Modules = "zstd", []string{"not_a_module"}
+		if _, err := Build(&buf, s); err == nil || !strings.Contains(err.Error(), "not_a_module not found") {
+			t.Errorf("missing module: %v", err)
+		}
+	}
+}
