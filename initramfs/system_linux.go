@@ -1,0 +1,256 @@
+package initramfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"cfsboot/initramfs/blockdev"
+	"cfsboot/initramfs/build"
+	"cfsboot/initramfs/kmod"
+	"cfsboot/mount"
+	"cfsboot/verity"
+)
+
+// Linux is the real System of PID 1 in the initrd.
+type Linux struct {
+	kmsg *os.File
+}
+
+// Paths in the initramfs (below /run, which moves into the new root).
+const (
+	imageMount = "/run/cfsboot/image"
+	volatile   = "/run/cfsboot/volatile"
+)
+
+func (s *Linux) MountEarly() error {
+	for _, m := range []struct {
+		fstype, target string
+		flags          uintptr
+		data           string
+	}{
+		{"proc", "/proc", unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV, ""},
+		{"sysfs", "/sys", unix.MS_NOSUID | unix.MS_NOEXEC | unix.MS_NODEV, ""},
+		{"devtmpfs", "/dev", unix.MS_NOSUID, "mode=0755"},
+		{"tmpfs", "/run", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755"},
+	} {
+		if err := os.MkdirAll(m.target, 0o755); err != nil {
+			return err
+		}
+		err := unix.Mount(m.fstype, m.target, m.fstype, m.flags, m.data)
+		if err != nil && !errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.target, err)
+		}
+	}
+	if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
+		s.kmsg = f
+	}
+	return nil
+}
+
+// log writes one line to the kernel log at level (which the kernel also
+// prints on the console), or to the console when there is no kernel log.
+func (s *Linux) log(level int, msg string) {
+	if s.kmsg != nil {
+		if _, err := fmt.Fprintf(s.kmsg, "<%d>cfsboot: %s\n", level, msg); err == nil {
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "cfsboot: %s\n", msg)
+}
+
+// Log reports progress (notice: shown unless the command line says quiet).
+func (s *Linux) Log(msg string) { s.log(5, msg) }
+
+// Critical reports failures (shown even with quiet).
+func (s *Linux) Critical(msg string) { s.log(2, msg) }
+
+func (s *Linux) Cmdline() (string, string, error) {
+	kernel, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return "", "", err
+	}
+	initrd, err := os.ReadFile("/" + build.CmdlineFile)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", "", err
+	}
+	return string(kernel), string(initrd), nil
+}
+
+func (s *Linux) LoadModules() ([]string, error) { return kmod.LoadAll("/" + build.ModulesDir) }
+
+func (s *Linux) WaitRoot(ctx context.Context, spec string) (blockdev.Device, error) {
+	return blockdev.Wait(ctx, spec)
+}
+
+func (s *Linux) MountRoot(dev blockdev.Device, fstype string, readOnly bool, flags string) error {
+	if err := os.MkdirAll(Sysroot, 0o755); err != nil {
+		return err
+	}
+	var mflags uintptr
+	if readOnly {
+		mflags |= unix.MS_RDONLY
+	}
+	if err := unix.Mount(dev.Path, Sysroot, fstype, mflags, flags); err != nil {
+		return fmt.Errorf("mount %s (%s, options %q) on %s: %w", dev.Path, fstype, flags, Sysroot, err)
+	}
+	return nil
+}
+
+func (s *Linux) OpenImage(path string) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return -1, errors.New("found no such file")
+		}
+		if errors.Is(err, unix.ELOOP) {
+			return -1, errors.New("found a symlink, which is not followed")
+		}
+		return -1, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return -1, fmt.Errorf("found a file of type %o, not a regular file", st.Mode&unix.S_IFMT)
+	}
+	return fd, nil
+}
+
+func (s *Linux) Measure(fd int) (verity.Digest, error) { return verity.Measure(fd) }
+
+func (s *Linux) MountComposefs(imageFd int, objectsDir string) error {
+	for _, d := range []string{imageMount, NewRoot} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := mount.EROFS(imageFd, imageMount); err != nil {
+		return err
+	}
+	ov := mount.Overlay{Lower: []string{imageMount}, Data: []string{objectsDir}, Composefs: true, Verity: mount.VerityRequire}
+	return ov.Mount(NewRoot)
+}
+
+// SetupState gives the read-only root a writable /etc (an overlay whose
+// upper layer is kept per image under the state directory, so changes
+// survive reboots of the same image) and a persistent /var, and leaves the
+// root device reachable at /sysroot. With ro the root device stays
+// read-only and both live in memory.
+func (s *Linux) SetupState(c Config) error {
+	base := filepath.Join(Sysroot, c.State)
+	if c.ReadOnly {
+		if err := os.MkdirAll(volatile, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount("tmpfs", volatile, "tmpfs", 0, "mode=0755"); err != nil {
+			return fmt.Errorf("volatile state: %w", err)
+		}
+		base = volatile
+		s.Log("root device is read-only (ro): /etc and /var changes are not kept")
+	}
+	etc := filepath.Join(base, "deploy", c.Digest.String(), "etc")
+	for _, d := range []string{etc + "/upper", etc + "/work", base + "/var"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("state directory: %w", err)
+		}
+	}
+	for _, d := range []string{"etc", "var"} {
+		if st, err := os.Stat(filepath.Join(NewRoot, d)); err != nil || !st.IsDir() {
+			return fmt.Errorf("expected a /%s directory in the image to mount state on, found none", d)
+		}
+	}
+	ov := mount.Overlay{Lower: []string{NewRoot + "/etc"}, Upper: etc + "/upper", Work: etc + "/work"}
+	if err := ov.Mount(NewRoot + "/etc"); err != nil {
+		return fmt.Errorf("/etc: %w", err)
+	}
+	if err := mount.Bind(base+"/var", NewRoot+"/var"); err != nil {
+		return fmt.Errorf("/var: %w", err)
+	}
+	target := NewRoot + Sysroot
+	if st, err := os.Stat(target); err != nil || !st.IsDir() {
+		target = "/run/cfsboot/sysroot" // moves along with /run
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return err
+		}
+	}
+	return mount.Move(Sysroot, target)
+}
+
+func (s *Linux) FindInit(candidates []string) (string, error) {
+	root, err := unix.Open(NewRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(root)
+	for _, c := range candidates {
+		// Resolve inside the new root, as the kernel will after chroot.
+		fd, err := unix.Openat2(root, c, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT})
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("expected an init program at %s in the verified root, found none", strings.Join(candidates, " or "))
+}
+
+func (s *Linux) SwitchRoot(init string) error {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=linux", "HOME=/"}
+	return mount.SwitchRoot(NewRoot, init, []string{init}, env)
+}
+
+func (s *Linux) HasShell() bool {
+	_, err := os.Stat("/" + build.ShellPath)
+	return err == nil
+}
+
+// Shell runs an interactive shell on the console as a new session with the
+// console as its controlling terminal, and waits for it to exit.
+func (s *Linux) Shell() error {
+	console, err := os.OpenFile("/dev/console", os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer console.Close()
+	cmd := exec.Command("/"+build.ShellPath, "-i")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = console, console, console
+	cmd.Env = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "TERM=linux", "PS1=cfsboot# ", "HOME=/"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	return cmd.Run()
+}
+
+func (s *Linux) PowerOff() {
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	halt()
+}
+
+func (s *Linux) Reboot(after time.Duration) {
+	time.Sleep(after)
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
+	halt()
+}
+
+// halt never returns: PID 1 must not exit.
+func halt() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
