@@ -22,7 +22,8 @@ import (
 
 // Linux is the real System of PID 1 in the initrd.
 type Linux struct {
-	kmsg *os.File
+	kmsg  *os.File
+	quiet bool // "quiet" on the command line: progress goes to the kernel log only
 }
 
 // Paths in the initramfs (below /run, which moves into the new root).
@@ -53,25 +54,32 @@ func (s *Linux) MountEarly() error {
 	if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
 		s.kmsg = f
 	}
+	if cmdline, err := os.ReadFile("/proc/cmdline"); err == nil {
+		for _, w := range SplitCmdline(string(cmdline)) {
+			s.quiet = s.quiet || w == "quiet"
+		}
+	}
 	return nil
 }
 
-// log writes one line to the kernel log at level (which the kernel also
-// prints on the console), or to the console when there is no kernel log.
-func (s *Linux) log(level int, msg string) {
-	if s.kmsg != nil {
-		if _, err := fmt.Fprintf(s.kmsg, "<%d>cfsboot: %s\n", level, msg); err == nil {
-			return
-		}
+// log writes one line to the console (PID 1's stdout) unless quiet, and a
+// copy to the kernel log. The kernel rate-limits /dev/kmsg writers, so the
+// console copy is the one a person can rely on; the kernel log copy is at
+// debug level so the kernel does not print it on the console a second time.
+func (s *Linux) log(msg string, quiet bool) {
+	if !quiet {
+		fmt.Fprintf(os.Stdout, "cfsboot: %s\n", msg)
 	}
-	fmt.Fprintf(os.Stderr, "cfsboot: %s\n", msg)
+	if s.kmsg != nil {
+		fmt.Fprintf(s.kmsg, "<7>cfsboot: %s\n", msg)
+	}
 }
 
-// Log reports progress (notice: shown unless the command line says quiet).
-func (s *Linux) Log(msg string) { s.log(5, msg) }
+// Log reports progress.
+func (s *Linux) Log(msg string) { s.log(msg, s.quiet) }
 
-// Critical reports failures (shown even with quiet).
-func (s *Linux) Critical(msg string) { s.log(2, msg) }
+// Critical reports failures, even with quiet.
+func (s *Linux) Critical(msg string) { s.log(msg, false) }
 
 func (s *Linux) Cmdline() (string, string, error) {
 	kernel, err := os.ReadFile("/proc/cmdline")

@@ -20,6 +20,9 @@ func Scan() []Device {
 	gpts := map[string][]Partition{}
 	for _, e := range entries {
 		name := e.Name()
+		if size, err := os.ReadFile(filepath.Join(sysBlock, name, "size")); err == nil && strings.TrimSpace(string(size)) == "0" {
+			continue // no medium: an unused loop device, an empty drive
+		}
 		d := Device{Path: "/dev/" + name}
 		if f, err := os.Open(d.Path); err == nil {
 			d.FSType, d.UUID, d.Label = Probe(f)

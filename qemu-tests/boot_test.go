@@ -1,0 +1,175 @@
+//go:build qemu
+
+package qemutests
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"cfsboot/verity"
+)
+
+var fx *Fixture
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cfsboot-qemu-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fx, err = NewFixture(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "qemu fixture:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// cmdline is the kernel command line of a normal boot of the test image.
+func cmdline(digest string, extra ...string) string {
+	return strings.Join(append([]string{"composefs=" + digest, "root=LABEL=cfsroot", "rw", "rd.timeout=20"}, extra...), " ")
+}
+
+func TestGoodBoot(t *testing.T) {
+	t.Parallel()
+	disk := fx.Disk(t, "sealed")
+	for boot := 1; boot <= 2; boot++ {
+		vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, Append: cmdline(fx.Digest.String())})
+		vm.WaitFor(`cfsboot: composefs image ` + fx.Digest.String() + ` verified`)
+		vm.WaitFor(`cfsboot: switching to /sbin/init`)
+		vm.WaitFor(`TESTINIT root fstype: overlay`)
+		opts := vm.WaitFor(`TESTINIT root options: `)
+		for _, want := range []string{"verity=require", "metacopy=on", "redirect_dir=on", "ro"} {
+			if !strings.Contains(opts, want) {
+				t.Errorf("root mount options lack %s: %s", want, opts)
+			}
+		}
+		vm.WaitFor(`TESTINIT etc writable: yes`)
+		vm.WaitFor(`TESTINIT usr writable: no`)
+		vm.WaitFor(fmt.Sprintf(`TESTINIT var boot count: %d$`, boot))
+		for path, sum := range fx.Files {
+			if !strings.HasPrefix(path, "/etc/os") {
+				vm.WaitFor(`TESTINIT sha256 ` + path + `: ` + sum)
+			}
+		}
+		vm.WaitFor(`TESTINIT sysroot: yes`)
+		vm.WaitFor(`TESTINIT done`)
+		vm.WaitExit()
+	}
+}
+
+// expectFailure boots and checks the FAILED line names stage and cause,
+// that the root never ran, that no shell started and the machine powered off.
+func expectFailure(t *testing.T, vm *VM, stage, cause string) {
+	t.Helper()
+	line := vm.WaitFor(`cfsboot: FAILED at stage `)
+	if !strings.Contains(line, "FAILED at stage "+stage+": ") || !strings.Contains(line, cause) {
+		t.Errorf("failure line %q, want stage %s and %q", line, stage, cause)
+	}
+	vm.WaitFor(`cfsboot: powering off`)
+	vm.WaitExit()
+	if vm.Has(`TESTINIT`) || vm.Has(`switching to`) {
+		t.Error("the unverified root ran")
+	}
+	if vm.Has(`starting debug shell`) {
+		t.Error("a debug shell started without rd.shell")
+	}
+}
+
+func TestWrongDigest(t *testing.T) {
+	t.Parallel()
+	other := verity.ComputeBytes([]byte("not the image"))
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: fx.Disk(t, "sealed"), Append: cmdline(other.String())})
+	expectFailure(t, vm, "verify", "expected composefs image /sysroot/composefs/images/"+other.String()+": found no such file")
+}
+
+func TestImageRenamedToWrongDigest(t *testing.T) {
+	t.Parallel()
+	disk := fx.Disk(t, "sealed")
+	other := verity.ComputeBytes([]byte("impostor"))
+	run(t, "debugfs", "-w", "-R", fmt.Sprintf("ln /composefs/images/%s /composefs/images/%s", fx.Digest, other), disk)
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: disk, Append: cmdline(other.String())})
+	expectFailure(t, vm, "verify", "expected fs-verity digest "+other.String()+" (composefs=), found "+fx.Digest.String())
+}
+
+func TestTamperedImage(t *testing.T) {
+	t.Parallel()
+	disk := fx.Disk(t, "sealed")
+	CorruptFile(t, disk, "composefs/images/"+fx.Digest.String())
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: disk, Append: cmdline(fx.Digest.String())})
+	// fs-verity catches the flipped byte when the image's blocks are read:
+	// mounting it fails, so nothing of it is ever used.
+	expectFailure(t, vm, "mount", "erofs")
+}
+
+func TestImageWithoutVerity(t *testing.T) {
+	t.Parallel()
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: fx.Disk(t, "unsealed-image"), Append: cmdline(fx.Digest.String())})
+	expectFailure(t, vm, "verify", "found a file without it: the image is not protected")
+}
+
+func TestTamperedObject(t *testing.T) {
+	t.Parallel()
+	disk := fx.Disk(t, "sealed")
+	CorruptFile(t, disk, fx.BigObject)
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, Append: cmdline(fx.Digest.String())})
+	vm.WaitFor(`TESTINIT read /usr/share/cfsboot-test/big: error: .*input/output error`)
+	vm.WaitFor(`TESTINIT sha256 /usr/share/cfsboot-test/medium: ` + fx.Files["/usr/share/cfsboot-test/medium"])
+	vm.WaitExit()
+}
+
+func TestMissingObject(t *testing.T) {
+	t.Parallel()
+	disk := fx.Disk(t, "sealed")
+	RemoveFile(t, disk, fx.BigObject)
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, Append: cmdline(fx.Digest.String())})
+	vm.WaitFor(`TESTINIT read /usr/share/cfsboot-test/big: error: `)
+	vm.WaitExit()
+}
+
+func TestNoRootDevice(t *testing.T) {
+	t.Parallel()
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: fx.Disk(t, "sealed"),
+		Append: "composefs=" + fx.Digest.String() + " root=UUID=00000000-0000-4000-8000-000000000000 rd.timeout=3"})
+	expectFailure(t, vm, "root", `waited 3s for root device: no block device matches root=UUID=00000000-0000-4000-8000-000000000000; devices seen: /dev/vda TYPE="ext4" UUID="`)
+}
+
+func TestMalformedCmdline(t *testing.T) {
+	t.Parallel()
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: fx.Disk(t, "sealed"), Append: "composefs=xyz root=LABEL=cfsroot"})
+	expectFailure(t, vm, "cmdline", "composefs=xyz: fs-verity digest")
+}
+
+func TestShellOnFailureWithRdShell(t *testing.T) {
+	t.Parallel()
+	other := verity.ComputeBytes([]byte("not the image"))
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: fx.Disk(t, "sealed"), Append: cmdline(other.String(), "rd.shell")})
+	vm.WaitFor(`cfsboot: FAILED at stage verify`)
+	vm.WaitFor(`cfsboot: starting debug shell`)
+	// The prompt ends without a newline; busybox's banner line does not.
+	vm.WaitFor(`Enter 'help' for a list of built-in commands`)
+	vm.Send("echo shell-$((6*7))")
+	vm.WaitFor(`^shell-42`)
+	vm.Send("exit")
+	vm.WaitFor(`cfsboot: powering off`)
+	vm.WaitExit()
+	if vm.Has(`TESTINIT`) {
+		t.Error("the root ran after the shell exited")
+	}
+}
+
+// TestDemo is `make demo`: one verified boot, its key console lines shown.
+func TestDemo(t *testing.T) {
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: fx.Disk(t, "sealed"), Append: cmdline(fx.Digest.String()), TPM: true})
+	vm.WaitFor(`TESTINIT done`)
+	vm.WaitExit()
+	fmt.Printf("\n=== cfsboot demo: composefs image %s ===\n", fx.Digest)
+	for _, l := range KeyLines(vm) {
+		fmt.Println("  " + l)
+	}
+}

@@ -1,0 +1,232 @@
+//go:build qemu
+
+package qemutests
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"cfsboot/gen/erofs"
+	"cfsboot/gen/source"
+	"cfsboot/gen/store"
+	"cfsboot/initramfs/build"
+	"cfsboot/verity"
+)
+
+// Fixture is everything the scenarios share: the kernel, the initrds, the
+// test root image and its provisioned disks. Built once per test run.
+type Fixture struct {
+	Dir           string
+	Kernel        Kernel
+	InitrdShell   string // cfsboot-init + modules + busybox
+	InitrdNoShell string // cfsboot-init + modules
+	Provision     string // provisioning initrd
+	Digest        verity.Digest
+	Files         map[string]string // path in the image -> sha256 hex
+	BigObject     string            // store-relative path of /usr/share/cfsboot-test/big's object
+	CfsbootBin    string            // host cfsboot CLI
+
+	once  sync.Map // disk name -> *diskOnce
+	setup error
+}
+
+type diskOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// Modules the VM kernel needs from the initrd (ext4, virtio_pci and the
+// TPM drivers are built in).
+var initrdModules = []string{"erofs", "overlay", "loop", "virtio_blk"}
+
+// NewFixture builds the binaries, initrds and the test image into dir.
+func NewFixture(dir string) (*Fixture, error) {
+	f := &Fixture{Dir: dir, Files: map[string]string{}}
+	var err error
+	if f.Kernel, err = FetchKernel(); err != nil {
+		return nil, err
+	}
+	bins := map[string]string{"./cmd/cfsboot-init": "cfsboot-init", "./qemu-tests/testinit": "testinit", "./qemu-tests/provision": "provision"}
+	for pkg, name := range bins {
+		if err := BuildStatic(pkg, filepath.Join(dir, name)); err != nil {
+			return nil, err
+		}
+	}
+	f.CfsbootBin = filepath.Join(dir, "cfsboot")
+	if err := BuildStatic("./cmd/cfsboot", f.CfsbootBin); err != nil {
+		return nil, err
+	}
+	initrds := []struct {
+		out, init, busybox string
+		modules            []string
+	}{
+		{"initrd-shell.img", "cfsboot-init", "/bin/busybox", initrdModules},
+		{"initrd-noshell.img", "cfsboot-init", "", initrdModules},
+		{"initrd-provision.img", "provision", "", []string{"virtio_blk"}},
+	}
+	for _, i := range initrds {
+		out, err := os.Create(filepath.Join(dir, i.out))
+		if err != nil {
+			return nil, err
+		}
+		_, err = build.Build(out, build.Spec{Init: filepath.Join(dir, i.init), ModulesDir: f.Kernel.Modules, Modules: i.modules, Busybox: i.busybox})
+		out.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	f.InitrdShell = filepath.Join(dir, "initrd-shell.img")
+	f.InitrdNoShell = filepath.Join(dir, "initrd-noshell.img")
+	f.Provision = filepath.Join(dir, "initrd-provision.img")
+	return f, f.buildImage()
+}
+
+// buildImage makes the test root tree and writes its composefs image and
+// objects into the staging tree of the root disk.
+func (f *Fixture) buildImage() error {
+	root := filepath.Join(f.Dir, "rootfs")
+	rng := rand.New(rand.NewSource(1))
+	big := make([]byte, 300<<10)
+	rng.Read(big)
+	files := map[string][]byte{
+		"usr/share/cfsboot-test/big":    big,
+		"usr/share/cfsboot-test/medium": bytes.Repeat([]byte("composefs "), 300),
+		"etc/hostname":                  []byte("cfsboot-test\n"),
+		"etc/os-release":                []byte("ID=cfsboot-test\nNAME=\"cfsboot test image\"\n"),
+	}
+	for p, data := range files {
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(root, p), data, 0o644); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		f.Files["/"+p] = hex.EncodeToString(sum[:])
+	}
+	for _, d := range []string{"var", "sysroot", "sbin", "proc", "sys", "dev", "run", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	init, err := os.ReadFile(filepath.Join(f.Dir, "testinit"))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "sbin/init"), init, 0o755); err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(f.Dir, "staging", "composefs"))
+	if err != nil {
+		return err
+	}
+	tr, err := source.Dir(root, source.Options{})
+	if err != nil {
+		return err
+	}
+	if err := st.AddTree(tr); err != nil {
+		return err
+	}
+	img, err := erofs.Build(tr, erofs.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	if f.Digest, err = st.AddImage(img); err != nil {
+		return err
+	}
+	bigNode := tr.Lookup("usr").Lookup("share").Lookup("cfsboot-test").Lookup("big")
+	f.BigObject = "composefs/objects/" + bigNode.Payload
+	return nil
+}
+
+// Disk returns a private copy of a provisioned root disk: "sealed" has
+// fs-verity on every object and image, "unsealed-image" on the objects only.
+func (f *Fixture) Disk(t testing.TB, kind string) string {
+	t.Helper()
+	v, _ := f.once.LoadOrStore(kind, &diskOnce{})
+	d := v.(*diskOnce)
+	d.Do(func() { d.path, d.err = f.provision(t, kind) })
+	if d.err != nil {
+		t.Fatalf("provisioning %s disk: %v", kind, d.err)
+	}
+	copyPath := filepath.Join(t.TempDir(), "disk.img")
+	run(t, "cp", "--sparse=always", d.path, copyPath)
+	return copyPath
+}
+
+func (f *Fixture) provision(t testing.TB, kind string) (string, error) {
+	disk := filepath.Join(f.Dir, "disk-"+kind+".img")
+	run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "verity", "-L", "cfsroot", "-d", filepath.Join(f.Dir, "staging"), disk, "128M")
+	appendLine := ""
+	if kind == "unsealed-image" {
+		appendLine = "provision.skip=images"
+	}
+	vm := Boot(t, f.Kernel, VMOptions{Initrd: f.Provision, Disk: disk, Append: appendLine})
+	vm.WaitFor(`PROVISIONED \d+ files|PROVISION FAILED`)
+	vm.WaitExit()
+	if vm.Has("PROVISION FAILED") {
+		return "", fmt.Errorf("provisioning VM failed:\n%s", vm.tail(20))
+	}
+	return disk, nil
+}
+
+// CorruptFile flips a byte of the file at path (inside the ext4 disk) on
+// the raw disk image, behind the filesystem's back.
+func CorruptFile(t testing.TB, disk, path string) {
+	t.Helper()
+	out, err := exec.Command("debugfs", "-R", "blocks /"+path, disk).Output()
+	if err != nil {
+		t.Fatalf("debugfs blocks %s: %v", path, err)
+	}
+	fields := strings.Fields(string(out))
+	if len(fields) == 0 {
+		t.Fatalf("debugfs found no blocks for %s", path)
+	}
+	block, err := strconv.ParseInt(fields[0], 10, 64)
+	if err != nil {
+		t.Fatalf("debugfs blocks %s: %q", path, out)
+	}
+	fd, err := os.OpenFile(disk, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	b := make([]byte, 1)
+	off := block*4096 + 100
+	fd.ReadAt(b, off)
+	b[0] ^= 0xff
+	if _, err := fd.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RemoveFile deletes a file from the ext4 disk image.
+func RemoveFile(t testing.TB, disk, path string) {
+	t.Helper()
+	run(t, "debugfs", "-w", "-R", "rm /"+path, disk)
+}
+
+var consoleLine = regexp.MustCompile(`cfsboot: .*|TESTINIT .*`)
+
+// KeyLines are the console lines a person wants to see of a boot.
+func KeyLines(vm *VM) []string {
+	var out []string
+	for _, l := range vm.Lines() {
+		if m := consoleLine.FindString(l); m != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}

@@ -1,0 +1,258 @@
+//go:build qemu
+
+// Package qemutests boots the Debian cloud kernel under QEMU (TCG) with
+// cfsboot initrds, a software TPM (swtpm) and virtio disks, and checks what
+// the serial console says. Build tag "qemu": `make test-qemu`.
+package qemutests
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// repoRoot is the repository, seen from this package's directory.
+const repoRoot = ".."
+
+// bootTimeout bounds one wait on the console; TCG on a loaded 2-core
+// machine is slow, and a failing test should still end.
+const bootTimeout = 180 * time.Second
+
+// Kernel is the fetched Debian trixie cloud kernel.
+type Kernel struct {
+	Image   string // vmlinuz
+	Modules string // /lib/modules/<version> tree
+}
+
+// FetchKernel fetches (once, cached under .cache/debian) the VM kernel.
+func FetchKernel() (Kernel, error) {
+	cache := filepath.Join(repoRoot, ".cache", "debian")
+	out, err := exec.Command(filepath.Join(repoRoot, "qemu-tests", "fetch-debs.sh"), cache, `linux-image-6\.12\..*-cloud-amd64$`).Output()
+	if err != nil {
+		return Kernel{}, fmt.Errorf("fetch kernel: %w", err)
+	}
+	root := filepath.Join(cache, "root", strings.TrimSpace(string(out)))
+	images, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
+	mods, _ := filepath.Glob(filepath.Join(root, "usr", "lib", "modules", "*"))
+	if len(images) != 1 || len(mods) != 1 {
+		return Kernel{}, fmt.Errorf("kernel package %s: want one vmlinuz and one module tree, found %v %v", root, images, mods)
+	}
+	return Kernel{Image: images[0], Modules: mods[0]}, nil
+}
+
+// BuildStatic compiles a Go package of this repository as a static binary.
+func BuildStatic(pkg, out string) error {
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+// VMOptions describe one boot.
+type VMOptions struct {
+	Initrd string
+	Append string // kernel command line (console=ttyS0 is added)
+	Disk   string // raw disk image, attached as virtio /dev/vda; "" for none
+	TPM    bool   // attach a swtpm TPM 2.0 (TIS)
+	// TPMState reuses a swtpm state directory (a TPM that survives reboots).
+	TPMState string
+}
+
+// VM is a running QEMU with its serial console.
+type VM struct {
+	t       testing.TB
+	qemu    *exec.Cmd
+	swtpm   *exec.Cmd
+	stdin   io.WriteCloser
+	mu      sync.Mutex
+	lines   []string
+	newLine chan struct{}
+	exited  chan struct{}
+	logPath string
+}
+
+// Boot starts a VM; it is killed when the test ends.
+func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
+	t.Helper()
+	dir := t.TempDir()
+	args := []string{
+		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1",
+		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
+		"-kernel", k.Image, "-initrd", o.Initrd,
+		"-append", "console=ttyS0 " + o.Append,
+	}
+	if o.Disk != "" {
+		args = append(args, "-drive", "file="+o.Disk+",if=virtio,format=raw,cache=unsafe")
+	}
+	vm := &VM{t: t, newLine: make(chan struct{}, 1), exited: make(chan struct{})}
+	if o.TPM {
+		state := o.TPMState
+		if state == "" {
+			state = filepath.Join(dir, "tpm")
+		}
+		os.MkdirAll(state, 0o700)
+		sock := filepath.Join(dir, "swtpm.sock")
+		vm.swtpm = exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+state,
+			"--ctrl", "type=unixio,path="+sock, "--flags", "not-need-init")
+		if err := vm.swtpm.Start(); err != nil {
+			t.Fatalf("swtpm: %v", err)
+		}
+		for i := 0; i < 50; i++ {
+			if _, err := os.Stat(sock); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		args = append(args, "-chardev", "socket,id=chrtpm,path="+sock,
+			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0")
+	}
+	vm.qemu = exec.Command("qemu-system-x86_64", args...)
+	stdout, err := vm.qemu.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm.qemu.Stderr = vm.qemu.Stdout
+	if vm.stdin, err = vm.qemu.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	logDir := filepath.Join(repoRoot, ".cache", "qemu-logs")
+	os.MkdirAll(logDir, 0o755)
+	vm.logPath = filepath.Join(logDir, strings.ReplaceAll(t.Name(), "/", "_")+".log")
+	logFile, err := os.Create(vm.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := vm.qemu.Start(); err != nil {
+		t.Fatalf("qemu: %v", err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := strings.TrimRight(sc.Text(), "\r")
+			fmt.Fprintln(logFile, line)
+			vm.mu.Lock()
+			vm.lines = append(vm.lines, line)
+			vm.mu.Unlock()
+			select {
+			case vm.newLine <- struct{}{}:
+			default:
+			}
+		}
+		logFile.Close()
+		vm.qemu.Wait()
+		close(vm.exited)
+	}()
+	t.Cleanup(vm.Kill)
+	return vm
+}
+
+// Kill stops QEMU and swtpm.
+func (vm *VM) Kill() {
+	if vm.qemu.Process != nil {
+		vm.qemu.Process.Kill()
+	}
+	if vm.swtpm != nil && vm.swtpm.Process != nil {
+		vm.swtpm.Process.Kill()
+		vm.swtpm.Wait()
+	}
+}
+
+// Lines returns the console lines so far.
+func (vm *VM) Lines() []string {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return append([]string{}, vm.lines...)
+}
+
+// WaitFor waits for a console line matching re (after line number from)
+// and returns it with its index; the test fails with the console's tail
+// when the VM exits or the time runs out first.
+func (vm *VM) WaitFor(pattern string) string {
+	vm.t.Helper()
+	line, ok := vm.waitFor(regexp.MustCompile(pattern), bootTimeout)
+	if !ok {
+		vm.t.Fatalf("console never showed /%s/; last lines (full log %s):\n%s", pattern, vm.logPath, vm.tail(40))
+	}
+	return line
+}
+
+func (vm *VM) waitFor(re *regexp.Regexp, timeout time.Duration) (string, bool) {
+	deadline := time.After(timeout)
+	seen := 0
+	for {
+		lines := vm.Lines()
+		for ; seen < len(lines); seen++ {
+			if re.MatchString(lines[seen]) {
+				return lines[seen], true
+			}
+		}
+		select {
+		case <-vm.newLine:
+		case <-vm.exited:
+			if len(vm.Lines()) == seen {
+				return "", false
+			}
+		case <-deadline:
+			return "", false
+		}
+	}
+}
+
+// Has reports whether any console line so far matches pattern.
+func (vm *VM) Has(pattern string) bool {
+	re := regexp.MustCompile(pattern)
+	for _, l := range vm.Lines() {
+		if re.MatchString(l) {
+			return true
+		}
+	}
+	return false
+}
+
+// Send types a line on the serial console.
+func (vm *VM) Send(line string) {
+	io.WriteString(vm.stdin, line+"\n")
+}
+
+// WaitExit waits for the VM to power off.
+func (vm *VM) WaitExit() {
+	vm.t.Helper()
+	select {
+	case <-vm.exited:
+	case <-time.After(bootTimeout):
+		vm.t.Fatalf("VM did not power off; last lines (full log %s):\n%s", vm.logPath, vm.tail(30))
+	}
+}
+
+func (vm *VM) tail(n int) string {
+	lines := vm.Lines()
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// run runs a host command, failing the test with its output on error.
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}

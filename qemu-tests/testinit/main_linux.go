@@ -1,0 +1,86 @@
+// Command testinit is /sbin/init of the QEMU tests' composefs image. It
+// reports, in "TESTINIT key: value" lines, what the booted root looks like,
+// then powers off.
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+func report(key string, format string, args ...any) {
+	fmt.Printf("TESTINIT %s: %s\n", key, fmt.Sprintf(format, args...))
+}
+
+func main() {
+	report("pid", "%d", os.Getpid())
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err == nil {
+		report("root fstype", "%s", map[int64]string{unix.OVERLAYFS_SUPER_MAGIC: "overlay"}[int64(st.Type)])
+	}
+	report("root options", "%s", rootOptions())
+	if err := os.WriteFile("/etc/testinit-written", []byte("ok\n"), 0o644); err != nil {
+		report("etc writable", "no: %v", err)
+	} else {
+		report("etc writable", "yes")
+	}
+	if err := os.WriteFile("/usr/testinit-written", nil, 0o644); err != nil {
+		report("usr writable", "no")
+	} else {
+		report("usr writable", "yes")
+	}
+	report("var boot count", "%d", bumpCounter("/var/boot-count"))
+	for _, p := range []string{"/usr/share/cfsboot-test/big", "/usr/share/cfsboot-test/medium", "/etc/hostname"} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			report("read "+p, "error: %v", err)
+			continue
+		}
+		sum := sha256.Sum256(data)
+		report("sha256 "+p, "%s", hex.EncodeToString(sum[:]))
+	}
+	if _, err := os.Stat("/sysroot/composefs/images"); err == nil {
+		report("sysroot", "yes")
+	}
+	if _, err := os.Stat("/run/log/systemd/tpm2-measure.log"); err == nil {
+		report("measure log", "yes")
+	}
+	report("done", "powering off")
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+// rootOptions returns the mount options of / from mountinfo.
+func rootOptions() string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	opts := ""
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && fields[4] == "/" {
+			opts = fields[len(fields)-1]
+		}
+	}
+	return opts
+}
+
+func bumpCounter(path string) int {
+	data, _ := os.ReadFile(path)
+	n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	n++
+	if err := os.WriteFile(path, []byte(strconv.Itoa(n)), 0o644); err != nil {
+		report("var writable", "no: %v", err)
+	}
+	return n
+}
