@@ -28,7 +28,10 @@ func (f *fakeSystem) MountEarly() error { f.call("early"); return nil }
 func (f *fakeSystem) Cmdline() (string, string, error) {
 	return f.cmdline, "", nil
 }
-func (f *fakeSystem) LoadModules() ([]string, error) { f.call("modules"); return []string{"erofs"}, nil }
+func (f *fakeSystem) LoadModules() ([]string, error) {
+	f.call("modules")
+	return []string{"erofs"}, nil
+}
 func (f *fakeSystem) WaitRoot(_ context.Context, spec string) (blockdev.Device, error) {
 	f.call("wait " + spec)
 	return blockdev.Device{Path: "/dev/vda", FSType: "ext4"}, f.rootErr
@@ -48,13 +51,16 @@ func (f *fakeSystem) FindInit(c []string) (string, error) {
 	f.call("findinit")
 	return c[0], nil
 }
-func (f *fakeSystem) SwitchRoot(init string) error { f.call("switch " + init); return errors.New("exec failed") }
-func (f *fakeSystem) HasShell() bool               { return f.shell }
-func (f *fakeSystem) Shell() error                 { f.call("shell"); return nil }
-func (f *fakeSystem) PowerOff()                    { f.call("poweroff") }
-func (f *fakeSystem) Reboot(d time.Duration)       { f.call("reboot " + d.String()) }
-func (f *fakeSystem) Log(m string)                 { f.messages = append(f.messages, m) }
-func (f *fakeSystem) Critical(m string)            { f.messages = append(f.messages, m) }
+func (f *fakeSystem) SwitchRoot(init string) error {
+	f.call("switch " + init)
+	return errors.New("exec failed")
+}
+func (f *fakeSystem) HasShell() bool         { return f.shell }
+func (f *fakeSystem) Shell() error           { f.call("shell"); return nil }
+func (f *fakeSystem) PowerOff()              { f.call("poweroff") }
+func (f *fakeSystem) Reboot(d time.Duration) { f.call("reboot " + d.String()) }
+func (f *fakeSystem) Log(m string)           { f.messages = append(f.messages, m) }
+func (f *fakeSystem) Critical(m string)      { f.messages = append(f.messages, m) }
 
 type recordingMeasurer struct{ events *[]string }
 

@@ -145,6 +145,9 @@ func (s *Linux) MountComposefs(imageFd int, objectsDir string) error {
 		}
 	}
 	if err := mount.EROFS(imageFd, imageMount); err != nil {
+		if errors.Is(err, unix.EIO) {
+			return fmt.Errorf("the verified image failed fs-verity checks while being read (its blocks changed on disk after it was sealed): %w", err)
+		}
 		return err
 	}
 	ov := mount.Overlay{Lower: []string{imageMount}, Data: []string{objectsDir}, Composefs: true, Verity: mount.VerityRequire}

@@ -33,6 +33,7 @@ type Fixture struct {
 	InitrdNoShell string // cfsboot-init + modules
 	Provision     string // provisioning initrd
 	Digest        verity.Digest
+	OtherDigest   verity.Digest // a second image in the same store (another /etc/os-release)
 	Files         map[string]string // path in the image -> sha256 hex
 	BigObject     string            // store-relative path of /usr/share/cfsboot-test/big's object
 	CfsbootBin    string            // host cfsboot CLI
@@ -128,6 +129,16 @@ func (f *Fixture) buildImage() error {
 	if err := os.WriteFile(filepath.Join(root, "sbin/init"), init, 0o755); err != nil {
 		return err
 	}
+	cli, err := os.ReadFile(f.CfsbootBin)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/bin/cfsboot"), cli, 0o755); err != nil {
+		return err
+	}
 	st, err := store.Open(filepath.Join(f.Dir, "staging", "composefs"))
 	if err != nil {
 		return err
@@ -148,7 +159,27 @@ func (f *Fixture) buildImage() error {
 	}
 	bigNode := tr.Lookup("usr").Lookup("share").Lookup("cfsboot-test").Lookup("big")
 	f.BigObject = "composefs/objects/" + bigNode.Payload
-	return nil
+	// The second image differs in one inline file.
+	if err := os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=cfsboot-test\nVARIANT=other\n"), 0o644); err != nil {
+		return err
+	}
+	f.OtherDigest, err = addImage(st, root)
+	return err
+}
+
+func addImage(st *store.Store, root string) (verity.Digest, error) {
+	tr, err := source.Dir(root, source.Options{})
+	if err != nil {
+		return verity.Digest{}, err
+	}
+	if err := st.AddTree(tr); err != nil {
+		return verity.Digest{}, err
+	}
+	img, err := erofs.Build(tr, erofs.DefaultOptions())
+	if err != nil {
+		return verity.Digest{}, err
+	}
+	return st.AddImage(img)
 }
 
 // Disk returns a private copy of a provisioned root disk: "sealed" has

@@ -5,8 +5,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"cfsboot/initramfs"
+	"cfsboot/tpm"
 )
 
 func main() {
@@ -14,10 +16,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "cfsboot-init: this is the init of a cfsboot initrd and runs only as PID 1")
 		os.Exit(2)
 	}
+	sys := &initramfs.Linux{}
 	boot := initramfs.Boot{
-		Sys: &initramfs.Linux{},
-		NewMeasurer: func(initramfs.Config) (initramfs.Measurer, error) {
-			return initramfs.NopMeasurer{}, nil
+		Sys: sys,
+		NewMeasurer: func(c initramfs.Config) (initramfs.Measurer, error) {
+			return tpm.NewBootMeasurer(tpm.MeasurerOptions{
+				Policy: c.TPM, PCR: c.PCR, ForcePhases: c.MeasurePhases,
+				Log: sys.Log, DeviceWait: 2 * time.Second,
+			})
 		},
 	}
 	boot.Run()

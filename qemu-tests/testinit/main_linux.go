@@ -5,6 +5,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
+	"os/exec"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -52,9 +55,29 @@ func main() {
 	if _, err := os.Stat("/run/log/systemd/tpm2-measure.log"); err == nil {
 		report("measure log", "yes")
 	}
+	if _, err := os.Stat("/dev/tpmrm0"); err == nil {
+		runCfsboot("pcr read", "pcr", "read", "--pcr", "11,15", "--json")
+		runCfsboot("pcr log", "pcr", "log", "--json")
+	}
 	report("done", "powering off")
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+// runCfsboot runs the image's cfsboot and reports its JSON output on one
+// line, and its exit status.
+func runCfsboot(key string, args ...string) {
+	out, err := exec.Command("/usr/bin/cfsboot", args...).Output()
+	var compact bytes.Buffer
+	if json.Compact(&compact, out) != nil {
+		compact.Write(bytes.ReplaceAll(out, []byte("\n"), []byte(" ")))
+	}
+	report(key, "%s", compact.String())
+	if err != nil {
+		report(key+" status", "%v", err)
+	} else {
+		report(key+" status", "ok")
+	}
 }
 
 // rootOptions returns the mount options of / from mountinfo.

@@ -1,0 +1,91 @@
+package tpm
+
+import (
+	"debug/pe"
+	"fmt"
+	"io"
+	"strings"
+
+	"cfsboot/verity"
+)
+
+// UKISectionOrder is the order in which systemd-stub measures UKI sections
+// into PCR 11 (systemd-measure uses the same).
+var UKISectionOrder = []string{".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat", ".pcrpkey", ".profile"}
+
+// PCR11 is where systemd-stub and systemd-pcrphase measure; PCR15 is the
+// default for the composefs digest (system identity).
+const (
+	PCR11 = 11
+	PCR15 = 15
+)
+
+// Boot phases systemd-pcrphase measures into PCR 11, in order.
+var Phases = []string{"enter-initrd", "leave-initrd", "sysinit", "ready"}
+
+// ComposefsEvent is the string measured for a verified composefs root.
+func ComposefsEvent(d verity.Digest) string { return "composefs:" + d.String() }
+
+// PhasePrediction is the PCR value after a phase path ("enter-initrd",
+// "enter-initrd:leave-initrd", ...).
+type PhasePrediction struct {
+	Path  string
+	Bank  string
+	Value []byte
+}
+
+// PredictPCR11 returns PCR 11 after the UKI's sections (name -> contents,
+// only those present) and after each phase path, from a zero PCR.
+func PredictPCR11(sections map[string][]byte, banks []Bank) []PhasePrediction {
+	var out []PhasePrediction
+	for _, b := range banks {
+		v := make([]byte, b.Hash.Size())
+		for _, name := range UKISectionOrder {
+			data, ok := sections[name]
+			if !ok || len(data) == 0 {
+				continue
+			}
+			v = ExtendValue(b, v, EventDigests([]Bank{b}, append([]byte(name), 0))[0].Value)
+			v = ExtendValue(b, v, EventDigests([]Bank{b}, data)[0].Value)
+		}
+		for i, phase := range Phases {
+			v = ExtendValue(b, v, EventDigests([]Bank{b}, []byte(phase))[0].Value)
+			out = append(out, PhasePrediction{Path: strings.Join(Phases[:i+1], ":"), Bank: b.Name, Value: v})
+		}
+	}
+	return out
+}
+
+// PredictComposefs returns a PCR's value after the composefs event alone,
+// from zero.
+func PredictComposefs(d verity.Digest, b Bank) []byte {
+	return ExtendValue(b, make([]byte, b.Hash.Size()), EventDigests([]Bank{b}, []byte(ComposefsEvent(d)))[0].Value)
+}
+
+// UKISections reads the sections systemd-stub measures from a UKI (a PE
+// file): each section's first VirtualSize bytes.
+func UKISections(r io.ReaderAt) (map[string][]byte, error) {
+	f, err := pe.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("UKI: %w", err)
+	}
+	out := map[string][]byte{}
+	for _, s := range f.Sections {
+		measured := false
+		for _, name := range UKISectionOrder {
+			measured = measured || s.Name == name
+		}
+		if !measured {
+			continue
+		}
+		data, err := s.Data()
+		if err != nil {
+			return nil, fmt.Errorf("UKI section %s: %w", s.Name, err)
+		}
+		if uint32(len(data)) > s.VirtualSize {
+			data = data[:s.VirtualSize]
+		}
+		out[s.Name] = data
+	}
+	return out, nil
+}
