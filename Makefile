@@ -11,7 +11,7 @@ export GOFLAGS ?= -mod=mod
 # Debian 12 packages the tests and the demo use.
 APT_PACKAGES := qemu-system-x86 swtpm swtpm-tools ovmf erofs-utils fsverity \
 	e2fsprogs libssl-dev busybox-static zstd xz-utils cpio openssl gcc \
-	dosfstools xfsprogs fdisk kmod
+	dosfstools xfsprogs fdisk kmod bc
 
 .PHONY: all build deps test test-unit test-qemu bench demo clean
 
@@ -45,7 +45,8 @@ test-qemu: deps
 	$(GO) test -count=1 -tags qemu -timeout 40m -v ./qemu-tests/ 2>&1 | tee $(CACHE)/qemu-test.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+\S+_test.go)'; exit $${PIPESTATUS[0]}
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./verity/ ./gen/...
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./verity/
+	bench/image-create.sh
 
 demo: deps build
 	$(GO) test -count=1 -tags qemu -timeout 20m -v -run 'TestDemo' ./qemu-tests/

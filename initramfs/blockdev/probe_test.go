@@ -37,7 +37,7 @@ func mkfs(t *testing.T, tool string, args ...string) string {
 	if err := os.WriteFile(img, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(img, 64<<20); err != nil {
+	if err := os.Truncate(img, 320<<20); err != nil { // sparse; XFS wants 300 MB
 		t.Fatal(err)
 	}
 	if out, err := exec.Command(tool, append(args, img)...).CombinedOutput(); err != nil {
