@@ -65,18 +65,35 @@ func buildImage(t *testing.T, src string) (*store.Store, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.AddTree(root); err != nil {
-		t.Fatal(err)
-	}
-	img, err := erofs.Build(root, erofs.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := st.AddImage(img)
+	d, _, err := st.Commit(root, erofs.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st, st.ImagePath(d)
+}
+
+// mountComposefs builds src's image into a store and mounts it as a
+// composefs root with the given verity mode; everything is unmounted when
+// the test ends.
+func mountComposefs(t *testing.T, src, verityMode string) (string, error) {
+	t.Helper()
+	st, imgPath := buildImage(t, src)
+	img, err := os.Open(imgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { img.Close() })
+	lower, root := t.TempDir(), t.TempDir()
+	if err := mount.EROFS(int(img.Fd()), lower); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(lower, unix.MNT_DETACH) })
+	ov := mount.Overlay{Lower: []string{lower}, Data: []string{filepath.Join(st.Dir(), "objects")}, Composefs: true, Verity: verityMode}
+	if err := ov.Mount(root); err != nil {
+		return "", err
+	}
+	t.Cleanup(func() { unix.Unmount(root, unix.MNT_DETACH) })
+	return root, nil
 }
 
 type entry struct {
@@ -139,22 +156,10 @@ func describe(t *testing.T, root string) map[string]entry {
 func TestMountedTreeMatchesSource(t *testing.T) {
 	requireRoot(t)
 	src := sourceTree(t)
-	st, imgPath := buildImage(t, src)
-	img, err := os.Open(imgPath)
+	root, err := mountComposefs(t, src, mount.VerityOff)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer img.Close()
-	lower, root := t.TempDir(), t.TempDir()
-	if err := mount.EROFS(int(img.Fd()), lower); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Unmount(lower, unix.MNT_DETACH)
-	ov := mount.Overlay{Lower: []string{lower}, Data: []string{filepath.Join(st.Dir(), "objects")}, Composefs: true, Verity: mount.VerityOff}
-	if err := ov.Mount(root); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Unmount(root, unix.MNT_DETACH)
 	want, got := describe(t, src), describe(t, root)
 	for name, w := range want {
 		g, ok := got[name]
@@ -188,23 +193,11 @@ func TestMountedTreeMatchesSource(t *testing.T) {
 // check, rather than silently not checking.
 func TestRequireVerityRefusesUnprotectedObjects(t *testing.T) {
 	requireRoot(t)
-	st, imgPath := buildImage(t, sourceTree(t))
-	img, err := os.Open(imgPath)
+	root, err := mountComposefs(t, sourceTree(t), mount.VerityRequire)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.Close()
-	lower, root := t.TempDir(), t.TempDir()
-	if err := mount.EROFS(int(img.Fd()), lower); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Unmount(lower, unix.MNT_DETACH)
-	ov := mount.Overlay{Lower: []string{lower}, Data: []string{filepath.Join(st.Dir(), "objects")}, Composefs: true, Verity: mount.VerityRequire}
-	if err := ov.Mount(root); err != nil {
 		t.Logf("mount refused: %v", err)
 		return
 	}
-	defer unix.Unmount(root, unix.MNT_DETACH)
 	if _, err := os.ReadFile(filepath.Join(root, "usr/bin/tool")); err == nil {
 		t.Fatal("read an external file whose object has no fs-verity under verity=require")
 	}

@@ -33,7 +33,7 @@ type Fixture struct {
 	InitrdNoShell string // cfsboot-init + modules
 	Provision     string // provisioning initrd
 	Digest        verity.Digest
-	OtherDigest   verity.Digest // a second image in the same store (another /etc/os-release)
+	OtherDigest   verity.Digest     // a second image in the same store (another /etc/os-release)
 	Files         map[string]string // path in the image -> sha256 hex
 	BigObject     string            // store-relative path of /usr/share/cfsboot-test/big's object
 	CfsbootBin    string            // host cfsboot CLI
@@ -147,14 +147,7 @@ func (f *Fixture) buildImage() error {
 	if err != nil {
 		return err
 	}
-	if err := st.AddTree(tr); err != nil {
-		return err
-	}
-	img, err := erofs.Build(tr, erofs.DefaultOptions())
-	if err != nil {
-		return err
-	}
-	if f.Digest, err = st.AddImage(img); err != nil {
+	if f.Digest, _, err = st.Commit(tr, erofs.DefaultOptions()); err != nil {
 		return err
 	}
 	bigNode := tr.Lookup("usr").Lookup("share").Lookup("cfsboot-test").Lookup("big")
@@ -163,23 +156,11 @@ func (f *Fixture) buildImage() error {
 	if err := os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=cfsboot-test\nVARIANT=other\n"), 0o644); err != nil {
 		return err
 	}
-	f.OtherDigest, err = addImage(st, root)
+	if tr, err = source.Dir(root, source.Options{}); err != nil {
+		return err
+	}
+	f.OtherDigest, _, err = st.Commit(tr, erofs.DefaultOptions())
 	return err
-}
-
-func addImage(st *store.Store, root string) (verity.Digest, error) {
-	tr, err := source.Dir(root, source.Options{})
-	if err != nil {
-		return verity.Digest{}, err
-	}
-	if err := st.AddTree(tr); err != nil {
-		return verity.Digest{}, err
-	}
-	img, err := erofs.Build(tr, erofs.DefaultOptions())
-	if err != nil {
-		return verity.Digest{}, err
-	}
-	return st.AddImage(img)
 }
 
 // Disk returns a private copy of a provisioned root disk: "sealed" has

@@ -57,27 +57,25 @@ func imageCreate(args []string) error {
 	default:
 		return errors.New("usage: cfsboot image create (SRC_DIR | --from-dump FILE) [--store DIR] [-o IMAGE] [--min-version N] [--max-version N] [--use-epoch]")
 	}
-	var st *store.Store
+	opts := erofs.Options{MinVersion: *minV, MaxVersion: *maxV}
+	var img []byte
+	var digest verity.Digest
 	if *storeDir != "" {
-		if st, err = store.Open(*storeDir); err != nil {
+		st, err := store.Open(*storeDir)
+		if err != nil {
 			return err
 		}
 		if !st.Protected() {
 			fmt.Fprintf(os.Stderr, "warning: %s: %v\n", *storeDir, store.ErrUnprotected)
 		}
-		if err := st.AddTree(root); err != nil {
+		if digest, img, err = st.Commit(root, opts); err != nil {
 			return err
 		}
-	}
-	img, err := erofs.Build(root, erofs.Options{MinVersion: *minV, MaxVersion: *maxV})
-	if err != nil {
-		return err
-	}
-	digest := verity.ComputeBytes(img)
-	if st != nil {
-		if _, err := st.AddImage(img); err != nil {
+	} else {
+		if img, err = erofs.Build(root, opts); err != nil {
 			return err
 		}
+		digest = verity.ComputeBytes(img)
 	}
 	if *out != "" {
 		if err := os.WriteFile(*out, img, 0o644); err != nil {

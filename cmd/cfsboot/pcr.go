@@ -62,16 +62,27 @@ func (s sectionFlags) Set(v string) error {
 	return nil
 }
 
+// parseList parses a comma-separated flag value item by item.
+func parseList[T any](list string, parse func(string) (T, error)) ([]T, error) {
+	var out []T
+	for _, item := range strings.Split(list, ",") {
+		v, err := parse(item)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
 func parseBanks(list string) ([]tpm.Bank, error) {
-	var banks []tpm.Bank
-	for _, n := range strings.Split(list, ",") {
+	return parseList(list, func(n string) (tpm.Bank, error) {
 		b, ok := tpm.BankByName(n)
 		if !ok {
-			return nil, fmt.Errorf("unknown bank %q (sha1, sha256, sha384, sha512)", n)
+			return b, fmt.Errorf("unknown bank %q (sha1, sha256, sha384, sha512)", n)
 		}
-		banks = append(banks, b)
-	}
-	return banks, nil
+		return b, nil
+	})
 }
 
 // pcrPredict: --uki FILE | --section .NAME=FILE... (PCR 11 after each
@@ -127,15 +138,13 @@ func pcrPredict(args []string) error {
 }
 
 func parsePCRs(list string) ([]int, error) {
-	var pcrs []int
-	for _, p := range strings.Split(list, ",") {
+	return parseList(list, func(p string) (int, error) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 23 {
-			return nil, fmt.Errorf("bad PCR %q", p)
+			return 0, fmt.Errorf("bad PCR %q (0..23)", p)
 		}
-		pcrs = append(pcrs, n)
-	}
-	return pcrs, nil
+		return n, nil
+	})
 }
 
 func pcrRead(args []string) error {

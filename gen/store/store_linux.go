@@ -10,9 +10,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"cfsboot/gen/erofs"
 	"cfsboot/gen/tree"
 	"cfsboot/verity"
 )
@@ -100,19 +103,48 @@ func (s *Store) ImagePath(d verity.Digest) string {
 // AddTree puts the content of every regular file of root that comes from
 // the host (Source set) and is not inlined into the store, computing digests
 // that are still missing and setting each file's payload to its object.
+// Files are copied by several workers at once: each copy ends in an fsync,
+// and the disk serves those better in parallel.
 func (s *Store) AddTree(root *tree.Node) error {
-	return root.Walk(func(n *tree.Node) error {
-		if n.LinkTo != nil || n.Mode&tree.SIFMT != tree.SIFREG || n.Source == "" || n.Content != nil || n.Size == 0 {
-			return nil
+	var files []*tree.Node
+	root.Walk(func(n *tree.Node) error {
+		if n.LinkTo == nil && n.Mode&tree.SIFMT == tree.SIFREG && n.Source != "" && n.Content == nil && n.Size > 0 {
+			files = append(files, n)
 		}
-		d, err := s.addFile(n.Source, n.Digest)
-		if err != nil {
-			return err
-		}
-		n.Digest = &d
-		n.Payload = tree.ObjectPath(d)
 		return nil
 	})
+	work := make(chan *tree.Node)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for w := 0; w < 4*runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range work {
+				d, err := s.addFile(n.Source, n.Digest)
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					continue
+				}
+				n.Digest = &d
+				n.Payload = tree.ObjectPath(d)
+			}
+		}()
+	}
+	for _, n := range files {
+		work <- n
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return nil
+	}
 }
 
 // AddObject copies the file at src into the store and returns its digest.
@@ -242,4 +274,18 @@ func (s *Store) FileDigest(path string) (verity.Digest, error) {
 		return verity.Digest{}, err
 	}
 	return verity.ComputeReaderAt(f, st.Size())
+}
+
+// Commit puts root's file contents into the store and then its image,
+// returning the image's digest and bytes.
+func (s *Store) Commit(root *tree.Node, opts erofs.Options) (verity.Digest, []byte, error) {
+	if err := s.AddTree(root); err != nil {
+		return verity.Digest{}, nil, err
+	}
+	img, err := erofs.Build(root, opts)
+	if err != nil {
+		return verity.Digest{}, nil, err
+	}
+	d, err := s.AddImage(img)
+	return d, img, err
 }

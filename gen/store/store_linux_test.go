@@ -33,14 +33,7 @@ func fill(t *testing.T) (src string, st *store.Store, imgDigest string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.AddTree(root); err != nil {
-		t.Fatal(err)
-	}
-	img, err := erofs.Build(root, erofs.DefaultOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := st.AddImage(img)
+	d, _, err := st.Commit(root, erofs.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

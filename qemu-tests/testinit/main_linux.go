@@ -6,12 +6,12 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
-	"os/exec"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 
