@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/go-tpm/tpm2/transport"
+
 	"cfsboot/tpm"
 	"cfsboot/verity"
 )
@@ -159,15 +161,11 @@ func pcrRead(args []string) error {
 	if err != nil {
 		return err
 	}
-	t, err := tpm.OpenDevice(*device)
+	t, banks, err := openTPM(*device)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	banks, err := tpm.ActiveBanks(t)
-	if err != nil {
-		return err
-	}
 	var vals []pcrValue
 	for _, pcr := range pcrs {
 		ds, err := tpm.Read(t, pcr, banks)
@@ -179,6 +177,20 @@ func pcrRead(args []string) error {
 		}
 	}
 	return printValues(vals, *asJSON)
+}
+
+// openTPM opens the TPM and finds its active banks.
+func openTPM(device string) (transport.TPMCloser, []tpm.Bank, error) {
+	t, err := tpm.OpenDevice(device)
+	if err != nil {
+		return nil, nil, err
+	}
+	banks, err := tpm.ActiveBanks(t)
+	if err != nil {
+		t.Close()
+		return nil, nil, err
+	}
+	return t, banks, nil
 }
 
 // logCheck is the verdict for one PCR and bank.
@@ -212,15 +224,11 @@ func pcrLog(args []string) error {
 	if dirty, _ := tpm.IsDirty(*path); dirty {
 		fmt.Fprintf(os.Stderr, "warning: %s: %v\n", *path, tpm.ErrDirtyLog)
 	}
-	t, err := tpm.OpenDevice(*device)
+	t, banks, err := openTPM(*device)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	banks, err := tpm.ActiveBanks(t)
-	if err != nil {
-		return err
-	}
 	counts := map[int]int{}
 	for _, r := range records {
 		counts[r.PCR]++

@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"cfsboot/gen/tree"
+	"cfsboot/internal/parallel"
 	"cfsboot/verity"
 )
 
@@ -154,34 +154,7 @@ func (b *builder) readXattrs(n *tree.Node, path string) error {
 // digestAll computes every regular file's fs-verity digest on all cores,
 // sets its object path and inlines the small ones.
 func (b *builder) digestAll() error {
-	work := make(chan *tree.Node)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := range work {
-				if err := digestFile(n); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		}()
-	}
-	for _, n := range b.files {
-		work <- n
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return err
-	default:
-		return nil
-	}
+	return parallel.Each(b.files, runtime.GOMAXPROCS(0), digestFile)
 }
 
 func digestFile(n *tree.Node) error {

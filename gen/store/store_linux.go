@@ -11,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 
 	"golang.org/x/sys/unix"
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/tree"
+	"cfsboot/internal/parallel"
 	"cfsboot/verity"
 )
 
@@ -113,38 +113,14 @@ func (s *Store) AddTree(root *tree.Node) error {
 		}
 		return nil
 	})
-	work := make(chan *tree.Node)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for w := 0; w < 4*runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := range work {
-				d, err := s.addFile(n.Source, n.Digest)
-				if err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-					continue
-				}
-				n.Digest = &d
-				n.Payload = tree.ObjectPath(d)
-			}
-		}()
-	}
-	for _, n := range files {
-		work <- n
-	}
-	close(work)
-	wg.Wait()
-	select {
-	case err := <-errs:
+	return parallel.Each(files, 4*runtime.GOMAXPROCS(0), func(n *tree.Node) error {
+		d, err := s.addFile(n.Source, n.Digest)
+		if err == nil {
+			n.Digest = &d
+			n.Payload = tree.ObjectPath(d)
+		}
 		return err
-	default:
-		return nil
-	}
+	})
 }
 
 // AddObject copies the file at src into the store and returns its digest.
