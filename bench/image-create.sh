@@ -24,7 +24,7 @@ seconds() { # run a command, print its wall time in seconds
 	end=$(date +%s.%N)
 	echo "$end - $start" | bc -l
 }
-sha() { find "$cache/tree" -type f -print0 | sort -z | xargs -0 cat | openssl dgst -sha256; }
+sha() { find "$cache/tree" -type f -print0 | xargs -0 openssl dgst -sha256; }
 fsv() { find "$cache/tree" -type f -print0 | xargs -0 fsverity digest; }
 create_store() { rm -rf "$cache/store"; "$cache/cfsboot" image create "$cache/tree" --store "$cache/store"; }
 create_digest() { "$cache/cfsboot" image create "$cache/tree"; }
