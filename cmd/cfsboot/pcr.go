@@ -46,7 +46,7 @@ func printValues(vals []pcrValue, asJSON bool) error {
 		if v.Phase != "" {
 			label += " " + v.Phase
 		}
-		fmt.Printf("%-40s %-7s %s\n", label, v.Bank, v.Value)
+		fmt.Printf("%-43s %-7s %s\n", label, v.Bank, v.Value)
 	}
 	return nil
 }
