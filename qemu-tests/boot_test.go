@@ -206,3 +206,21 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakpoint: rd.break=mount stops in a shell after verification and
+// before the mount; the boot continues when the shell exits.
+func TestBreakpoint(t *testing.T) {
+	t.Parallel()
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: fx.Disk(t, "sealed"), Append: cmdline(fx.Digest.String(), "rd.break=mount")})
+	vm.WaitFor(`cfsboot: composefs image .* verified`)
+	vm.WaitFor(`cfsboot: rd.break=mount: starting debug shell`)
+	vm.WaitFor(`Enter 'help' for a list of built-in commands`)
+	if vm.Has(`cfsboot: stage mount`) {
+		t.Fatal("the mount stage ran before the breakpoint shell")
+	}
+	vm.Send("echo images: $(ls /sysroot/composefs/images | wc -l); exit")
+	vm.WaitFor(`^images: 2`)
+	vm.WaitFor(`cfsboot: stage mount`)
+	vm.WaitFor(`TESTINIT done`)
+	vm.WaitExit()
+}
