@@ -55,13 +55,6 @@ type Measurer interface {
 	LeaveInitrd() error
 }
 
-// NopMeasurer measures nothing.
-type NopMeasurer struct{}
-
-func (NopMeasurer) EnterInitrd() error                   { return nil }
-func (NopMeasurer) MeasureComposefs(verity.Digest) error { return nil }
-func (NopMeasurer) LeaveInitrd() error                   { return nil }
-
 // Boot runs the sequence.
 type Boot struct {
 	Sys System

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/bits"
 	"sort"
 
@@ -91,16 +90,6 @@ func (i *inode) xattr(key string) []byte {
 // store (metacopy + redirect) rather than inline in the image.
 func (i *inode) external() bool {
 	return i.typ() == tree.SIFREG && i.size > 0 && i.content == nil
-}
-
-// Write writes the composefs image of root to w.
-func Write(w io.Writer, root *tree.Node, opts Options) error {
-	img, err := Build(root, opts)
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(img)
-	return err
 }
 
 // Build returns the composefs image of root.
@@ -570,15 +559,14 @@ func (w *imageWriter) computeLayout() {
 // buf is an image under construction.
 type buf struct{ b []byte }
 
-func (b *buf) u8(v uint8)              { b.b = append(b.b, v) }
-func (b *buf) u16(v uint16)            { b.b = binary.LittleEndian.AppendUint16(b.b, v) }
-func (b *buf) u32(v uint32)            { b.b = binary.LittleEndian.AppendUint32(b.b, v) }
-func (b *buf) u64(v uint64)            { b.b = binary.LittleEndian.AppendUint64(b.b, v) }
-func (b *buf) bytes(v []byte)          { b.b = append(b.b, v...) }
-func (b *buf) zeros(n uint64)          { b.b = append(b.b, make([]byte, n)...) }
-func (b *buf) align(a uint64)          { b.zeros(roundUp(uint64(len(b.b)), a) - uint64(len(b.b))) }
-func (b *buf) len() uint64             { return uint64(len(b.b)) }
-func (b *buf) putU16(at int, v uint16) { binary.LittleEndian.PutUint16(b.b[at:], v) }
+func (b *buf) u8(v uint8)     { b.b = append(b.b, v) }
+func (b *buf) u16(v uint16)   { b.b = binary.LittleEndian.AppendUint16(b.b, v) }
+func (b *buf) u32(v uint32)   { b.b = binary.LittleEndian.AppendUint32(b.b, v) }
+func (b *buf) u64(v uint64)   { b.b = binary.LittleEndian.AppendUint64(b.b, v) }
+func (b *buf) bytes(v []byte) { b.b = append(b.b, v...) }
+func (b *buf) zeros(n uint64) { b.b = append(b.b, make([]byte, n)...) }
+func (b *buf) align(a uint64) { b.zeros(roundUp(uint64(len(b.b)), a) - uint64(len(b.b))) }
+func (b *buf) len() uint64    { return uint64(len(b.b)) }
 
 func (w *imageWriter) write(root *inode) []byte {
 	b := &buf{b: make([]byte, 0, w.dataStart+w.nDataBlocks*blockSize)}

@@ -6,7 +6,6 @@ package tree
 
 import (
 	"fmt"
-	"io/fs"
 	"sort"
 	"strings"
 
@@ -52,10 +51,6 @@ type Node struct {
 
 	LinkTo *Node // non-nil: this entry is a hard link to LinkTo
 }
-
-// FileType returns the S_IFMT bits of the node's mode (of the link target
-// for a hard link).
-func (n *Node) FileType() fs.FileMode { return fs.FileMode(n.Target().Mode & SIFMT) }
 
 // Target follows a hard link to the inode it names; other nodes return
 // themselves.
