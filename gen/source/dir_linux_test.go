@@ -138,3 +138,24 @@ func TestDirErrors(t *testing.T) {
 		t.Error("conflicting options accepted")
 	}
 }
+
+// TestDirRecordsSymlinksWithoutFollowing: loops and links pointing out of
+// the tree are stored as symlinks; nothing outside the tree is read.
+func TestDirRecordsSymlinksWithoutFollowing(t *testing.T) {
+	dir := t.TempDir()
+	for name, target := range map[string]string{"a": "b", "b": "a", "self": "self", "escape": "../../../../etc/passwd", "abs": "/etc/shadow"} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root, err := source.Dir(dir, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"a": "b", "self": "self", "escape": "../../../../etc/passwd", "abs": "/etc/shadow"} {
+		n := root.Lookup(name)
+		if n == nil || n.Mode&unix.S_IFMT != unix.S_IFLNK || n.Payload != target || n.Content != nil || n.Source != "" {
+			t.Errorf("%s: %+v", name, n)
+		}
+	}
+}
