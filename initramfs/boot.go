@@ -74,33 +74,41 @@ func (f *Failure) Unwrap() error { return f.Err }
 // Run boots into the verified root. It returns only after a failure has
 // been handled (shell, then power off or reboot), with that failure.
 func (b *Boot) Run() error {
-	var c Config
-	words, err := b.prepare(&c)
+	words, c, err := b.prepare()
 	if err == nil {
-		err = b.boot(c)
+		err = b.boot(*c)
 	}
 	var f *Failure
 	if !errors.As(err, &f) {
 		f = &Failure{Stage: StageSwitch, Err: err}
 	}
-	b.fail(f, c, words)
+	// A command line that failed to parse still says whether a shell or a
+	// reboot is wanted.
+	policy := lenientPolicy(words)
+	if c != nil {
+		policy = *c
+	}
+	b.fail(f, policy)
 	return f
 }
 
-func (b *Boot) prepare(c *Config) ([]string, error) {
+// prepare mounts the early filesystems and parses the command line; the
+// config is nil when the command line did not parse.
+func (b *Boot) prepare() ([]string, *Config, error) {
 	if err := b.Sys.MountEarly(); err != nil {
-		return nil, &Failure{StageEarly, err}
+		return nil, nil, &Failure{StageEarly, err}
 	}
 	b.Sys.Log("stage " + StageCmdline)
 	kernel, initrd, err := b.Sys.Cmdline()
 	if err != nil {
-		return nil, &Failure{StageCmdline, err}
+		return nil, nil, &Failure{StageCmdline, err}
 	}
 	words := append(SplitCmdline(initrd), SplitCmdline(kernel)...)
-	if *c, err = ParseCmdline(words); err != nil {
-		return words, &Failure{StageCmdline, err}
+	c, err := ParseCmdline(words)
+	if err != nil {
+		return words, nil, &Failure{StageCmdline, err}
 	}
-	return words, nil
+	return words, &c, nil
 }
 
 func (b *Boot) boot(c Config) error {
@@ -224,13 +232,8 @@ func (b *Boot) breakpoint(stage string) {
 // fail reports f and ends the boot: a debug shell only where rd.shell
 // allows it, then power off, or reboot after panic= seconds. The verified
 // root is never entered after a failure.
-func (b *Boot) fail(f *Failure, c Config, words []string) {
+func (b *Boot) fail(f *Failure, c Config) {
 	b.Sys.Critical(f.Error())
-	// A command line that failed to parse still says whether a shell or a
-	// reboot is wanted.
-	if c.Digest == (verity.Digest{}) {
-		c = lenientPolicy(words)
-	}
 	if c.Shell {
 		if b.Sys.HasShell() {
 			b.Sys.Critical("starting debug shell")

@@ -2,8 +2,6 @@ package mount_test
 
 import (
 	"bytes"
-	"compress/gzip"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -16,6 +14,7 @@ import (
 	"cfsboot/gen/dump"
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/tree"
+	"cfsboot/internal/conformance"
 	"cfsboot/mount"
 )
 
@@ -25,28 +24,19 @@ import (
 // makes of the same bytes.
 func TestKernelReadsConformanceImages(t *testing.T) {
 	requireRoot(t)
-	dumps, _ := filepath.Glob("../../shared/composefs-tests/*.dump*")
-	if len(dumps) == 0 {
+	vectors, err := conformance.Load("../../shared/composefs-tests")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vectors) == 0 {
 		t.Skip("no conformance vectors in ../../shared/composefs-tests")
 	}
-	for _, path := range dumps {
-		name := filepath.Base(path)
-		if strings.HasPrefix(name, "should-fail-") || strings.HasSuffix(name, ".sha256") || strings.HasSuffix(name, ".version") {
+	for _, v := range vectors {
+		if v.ShouldFail {
 			continue
 		}
-		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.HasSuffix(name, ".gz") {
-				zr, err := gzip.NewReader(bytes.NewReader(data))
-				if err != nil {
-					t.Fatal(err)
-				}
-				data, _ = io.ReadAll(zr)
-			}
-			root, err := dump.Parse(bytes.NewReader(data), dump.Options{})
+		t.Run(v.Name, func(t *testing.T) {
+			root, err := dump.Parse(bytes.NewReader(v.Dump), dump.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

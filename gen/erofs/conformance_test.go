@@ -2,91 +2,44 @@ package erofs_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"cfsboot/gen/dump"
 	"cfsboot/gen/erofs"
+	"cfsboot/internal/conformance"
 )
 
-// vectorsDir holds the reference's conformance vectors (containers/composefs
-// tests/assets at v1.0.8), kept in ../shared beside the repository.
-const vectorsDir = "../../../shared/composefs-tests"
-
-// lenient are the vectors the reference parses without CFS_PARSE_STRICT.
-var lenient = map[string]bool{
-	"no-newline.dump":                      true,
-	"longlink.dump":                        true,
-	"honggfuzz-longlink-unterminated.dump": true,
-}
-
-func vectors(t *testing.T) []string {
+// vectors loads the reference's conformance vectors, kept in ../shared
+// beside the repository.
+func vectors(t *testing.T) []conformance.Vector {
 	t.Helper()
-	names, err := filepath.Glob(filepath.Join(vectorsDir, "*.dump*"))
-	if err != nil || len(names) == 0 {
-		t.Skipf("no conformance vectors in %s (the shared/ directory must sit beside the repository)", vectorsDir)
-	}
-	var out []string
-	for _, n := range names {
-		if strings.HasSuffix(n, ".dump") || strings.HasSuffix(n, ".dump.gz") {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-func readDump(t *testing.T, path string) []byte {
-	t.Helper()
-	data, err := os.ReadFile(path)
+	vs, err := conformance.Load("../../../shared/composefs-tests")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.HasSuffix(path, ".gz") {
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if data, err = io.ReadAll(zr); err != nil {
-			t.Fatal(err)
-		}
+	if len(vs) == 0 {
+		t.Skip("no conformance vectors in ../shared/composefs-tests (the shared/ directory must sit beside the repository)")
 	}
-	return data
+	return vs
 }
 
-func optionsFor(t *testing.T, path string) erofs.Options {
-	t.Helper()
-	v, err := os.ReadFile(strings.TrimSuffix(path, ".gz") + ".version")
-	if os.IsNotExist(err) {
+func options(v conformance.Vector) erofs.Options {
+	if v.Version < 0 {
 		return erofs.DefaultOptions()
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(v)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return erofs.Options{MinVersion: n, MaxVersion: n}
+	return erofs.Options{MinVersion: v.Version, MaxVersion: v.Version}
 }
 
 // TestConformanceVectors: every dump gives exactly the image bytes
 // mkcomposefs 1.0.8 wrote; every should-fail dump is rejected; and reading
 // the image back, dumping and rebuilding reproduces the same bytes.
 func TestConformanceVectors(t *testing.T) {
-	for _, path := range vectors(t) {
-		name := filepath.Base(path)
-		t.Run(name, func(t *testing.T) {
-			input := readDump(t, path)
-			opts := dump.Options{Strict: !lenient[strings.TrimSuffix(name, ".gz")]}
-			root, err := dump.Parse(bytes.NewReader(input), opts)
-			if strings.HasPrefix(name, "should-fail-") {
+	for _, v := range vectors(t) {
+		t.Run(v.Name, func(t *testing.T) {
+			root, err := dump.Parse(bytes.NewReader(v.Dump), dump.Options{Strict: !v.Lenient})
+			if v.ShouldFail {
 				if err == nil {
 					_, err = erofs.Build(root, erofs.DefaultOptions())
 				}
@@ -99,18 +52,13 @@ func TestConformanceVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wopts := optionsFor(t, path)
-			img, err := erofs.Build(root, wopts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := os.ReadFile(path + ".sha256")
+			img, err := erofs.Build(root, options(v))
 			if err != nil {
 				t.Fatal(err)
 			}
 			sum := sha256.Sum256(img)
-			if got := hex.EncodeToString(sum[:]); got != strings.Fields(string(want))[0] {
-				t.Fatalf("image sha256 %s, mkcomposefs wrote %s", got, strings.TrimSpace(string(want)))
+			if got := hex.EncodeToString(sum[:]); got != v.SHA256 {
+				t.Fatalf("image sha256 %s, mkcomposefs wrote %s", got, v.SHA256)
 			}
 			back, err := erofs.Read(bytes.NewReader(img), int64(len(img)))
 			if err != nil {
@@ -124,7 +72,7 @@ func TestConformanceVectors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parsing our own dump: %v", err)
 			}
-			img2, err := erofs.Build(again, wopts)
+			img2, err := erofs.Build(again, options(v))
 			if err != nil {
 				t.Fatal(err)
 			}
