@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"cfsboot/initramfs/blockdev"
-	"cfsboot/initramfs/build"
-	"cfsboot/initramfs/kmod"
+	"cfsboot/initramfs/layout"
+	"cfsboot/initramfs/modload"
 	"cfsboot/mount"
 	"cfsboot/verity"
 )
@@ -86,14 +86,14 @@ func (s *Linux) Cmdline() (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	initrd, err := os.ReadFile("/" + build.CmdlineFile)
+	initrd, err := os.ReadFile("/" + layout.CmdlineFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", "", err
 	}
 	return string(kernel), string(initrd), nil
 }
 
-func (s *Linux) LoadModules() ([]string, error) { return kmod.LoadAll("/" + build.ModulesDir) }
+func (s *Linux) LoadModules() ([]string, error) { return modload.LoadAll("/" + layout.ModulesDir) }
 
 func (s *Linux) WaitRoot(ctx context.Context, spec string) (blockdev.Device, error) {
 	return blockdev.Wait(ctx, spec)
@@ -227,7 +227,7 @@ func (s *Linux) SwitchRoot(init string) error {
 }
 
 func (s *Linux) HasShell() bool {
-	_, err := os.Stat("/" + build.ShellPath)
+	_, err := os.Stat("/" + layout.ShellPath)
 	return err == nil
 }
 
@@ -239,7 +239,7 @@ func (s *Linux) Shell() error {
 		return err
 	}
 	defer console.Close()
-	cmd := exec.Command("/"+build.ShellPath, "-i")
+	cmd := exec.Command("/"+layout.ShellPath, "-i")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = console, console, console
 	cmd.Env = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "TERM=linux", "PS1=cfsboot# ", "HOME=/"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}

@@ -1,9 +1,6 @@
 package tpm
 
 import (
-	"debug/pe"
-	"fmt"
-	"io"
 	"strings"
 
 	"cfsboot/verity"
@@ -60,32 +57,4 @@ func PredictPCR11(sections map[string][]byte, banks []Bank) []PhasePrediction {
 // from zero.
 func PredictComposefs(d verity.Digest, b Bank) []byte {
 	return ExtendValue(b, make([]byte, b.Hash.Size()), EventDigests([]Bank{b}, []byte(ComposefsEvent(d)))[0].Value)
-}
-
-// UKISections reads the sections systemd-stub measures from a UKI (a PE
-// file): each section's first VirtualSize bytes.
-func UKISections(r io.ReaderAt) (map[string][]byte, error) {
-	f, err := pe.NewFile(r)
-	if err != nil {
-		return nil, fmt.Errorf("UKI: %w", err)
-	}
-	out := map[string][]byte{}
-	for _, s := range f.Sections {
-		measured := false
-		for _, name := range UKISectionOrder {
-			measured = measured || s.Name == name
-		}
-		if !measured {
-			continue
-		}
-		data, err := s.Data()
-		if err != nil {
-			return nil, fmt.Errorf("UKI section %s: %w", s.Name, err)
-		}
-		if uint32(len(data)) > s.VirtualSize {
-			data = data[:s.VirtualSize]
-		}
-		out[s.Name] = data
-	}
-	return out, nil
 }

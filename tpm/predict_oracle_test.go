@@ -2,7 +2,6 @@ package tpm
 
 import (
 	"bytes"
-	"debug/pe"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -70,63 +69,5 @@ func TestPredictPCR11AgainstSystemdMeasure(t *testing.T) {
 	}
 	if n != len(got) {
 		t.Fatalf("compared %d of %d predictions (systemd-measure said %s)", n, len(got), out)
-	}
-}
-
-// TestUKISections builds a UKI from Debian's systemd stub with objcopy and
-// checks that the sections read back are the ones added (plus the stub's
-// own .sbat, which systemd-stub measures too), so a prediction from the UKI
-// equals one from its section files.
-func TestUKISections(t *testing.T) {
-	stubs, _ := filepath.Glob("../.cache/debian/root/systemd-boot-efi/usr/lib/systemd/boot/efi/linuxx64.efi.stub")
-	objcopy, err := exec.LookPath("objcopy")
-	if len(stubs) == 0 || err != nil {
-		t.Skip("needs the systemd stub (make deps) and objcopy (binutils)")
-	}
-	f, err := pe.Open(stubs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := f.OptionalHeader.(*pe.OptionalHeader64).ImageBase
-	var end uint64
-	for _, s := range f.Sections {
-		end = max(end, uint64(s.VirtualAddress+s.VirtualSize))
-	}
-	f.Close()
-	dir, sections := writeSections(t)
-	uki := filepath.Join(dir, "test.efi")
-	args := []string{}
-	vma := base + (end+0xffff)&^0xffff
-	for _, name := range UKISectionOrder {
-		if _, ok := sections[name]; !ok {
-			continue
-		}
-		args = append(args, "--add-section", name+"="+filepath.Join(dir, name[1:]), "--change-section-vma", fmt.Sprintf("%s=%#x", name, vma))
-		vma += (uint64(len(sections[name])) + 0xffff) &^ 0xffff
-	}
-	if out, err := exec.Command(objcopy, append(args, stubs[0], uki)...).CombinedOutput(); err != nil {
-		t.Fatalf("objcopy: %v\n%s", err, out)
-	}
-	r, err := os.Open(uki)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	got, err := UKISections(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, data := range sections {
-		if !bytes.Equal(got[name], data) {
-			t.Errorf("%s: read %d bytes, added %d", name, len(got[name]), len(data))
-		}
-	}
-	if len(got[".sbat"]) == 0 {
-		t.Error("the stub's .sbat section was not read")
-	}
-	sections[".sbat"] = got[".sbat"]
-	b := []Bank{mustBank("sha256")}
-	if fromUKI, fromFiles := PredictPCR11(got, b), PredictPCR11(sections, b); !bytes.Equal(fromUKI[3].Value, fromFiles[3].Value) {
-		t.Error("prediction from the UKI differs from the one from its sections")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"cfsboot/tpm"
+	"cfsboot/uki"
 	"cfsboot/verity"
 )
 
@@ -123,7 +124,7 @@ func pcrPredict(args []string) error {
 				return err
 			}
 			defer f.Close()
-			if data, err = tpm.UKISections(f); err != nil {
+			if data, err = uki.MeasuredSections(f); err != nil {
 				return fmt.Errorf("%s: %w", *uki, err)
 			}
 		}

@@ -20,15 +20,12 @@ import (
 	"github.com/ulikunitz/xz"
 
 	"cfsboot/initramfs/kmod"
+	"cfsboot/initramfs/layout"
 )
 
-// Paths inside the initrd that the init relies on.
-const (
-	ModulesDir  = "lib/modules"
-	CmdlineFile = "etc/cfsboot/cmdline"
-	ShellPath   = "bin/sh"
-	busyboxPath = "bin/busybox"
-)
+// busyboxPath is where the debug shell's busybox lives; layout.ShellPath
+// links to it.
+const busyboxPath = "bin/busybox"
 
 // Spec describes an initrd.
 type Spec struct {
@@ -78,11 +75,11 @@ func Build(w io.Writer, s Spec) (Result, error) {
 				return res, fmt.Errorf("initrd: %w", err)
 			}
 			base := filepath.Base(m.Path)
-			add(path.Join(ModulesDir, base), data, cpio.S_IFREG|0o644)
+			add(path.Join(layout.ModulesDir, base), data, cpio.S_IFREG|0o644)
 			order.WriteString(base + "\n")
 			res.Modules = append(res.Modules, m.Name)
 		}
-		add(path.Join(ModulesDir, kmod.LoadOrder), []byte(order.String()), cpio.S_IFREG|0o644)
+		add(path.Join(layout.ModulesDir, layout.LoadOrder), []byte(order.String()), cpio.S_IFREG|0o644)
 	}
 	if s.Busybox != "" {
 		bb, err := os.ReadFile(s.Busybox)
@@ -90,10 +87,10 @@ func Build(w io.Writer, s Spec) (Result, error) {
 			return res, fmt.Errorf("initrd: debug shell: %w", err)
 		}
 		add(busyboxPath, bb, cpio.S_IFREG|0o755)
-		files[ShellPath] = cpio.Symlink(ShellPath, "busybox")
+		files[layout.ShellPath] = cpio.Symlink(layout.ShellPath, "busybox")
 	}
 	if s.Cmdline != "" {
-		add(CmdlineFile, []byte(strings.TrimSpace(s.Cmdline)+"\n"), cpio.S_IFREG|0o644)
+		add(layout.CmdlineFile, []byte(strings.TrimSpace(s.Cmdline)+"\n"), cpio.S_IFREG|0o644)
 	}
 	for _, d := range []string{"proc", "sys", "run", "dev"} {
 		files[d] = cpio.Directory(d, 0o755)

@@ -19,10 +19,6 @@ import (
 	"github.com/ulikunitz/xz"
 )
 
-// LoadOrder is the file, next to the modules in the initrd, that lists them
-// one per line (paths relative to it) in the order they must be loaded.
-const LoadOrder = "load.order"
-
 // Module is one kernel module file.
 type Module struct {
 	Name    string   // canonical name ('-' folded to '_')

@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"cfsboot/initramfs/kmod"
+	"cfsboot/initramfs/modload"
 	"cfsboot/verity"
 )
 
@@ -37,7 +37,7 @@ func run() error {
 			return fmt.Errorf("mount %s: %w", m[1], err)
 		}
 	}
-	if _, err := kmod.LoadAll("/lib/modules"); err != nil {
+	if _, err := modload.LoadAll("/lib/modules"); err != nil {
 		return err
 	}
 	cmdline, _ := os.ReadFile("/proc/cmdline")

@@ -1,4 +1,6 @@
-package kmod
+// Package modload loads the kernel modules an initrd carries, in the order
+// the builder wrote, with finit_module.
+package modload
 
 import (
 	"bufio"
@@ -9,13 +11,15 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"cfsboot/initramfs/layout"
 )
 
 // LoadAll loads the modules dir/load.order lists, in order, with
 // finit_module; compressed modules are decompressed by the kernel. A module
 // that is already loaded (or built in) is fine. It returns the names loaded.
 func LoadAll(dir string) ([]string, error) {
-	f, err := os.Open(filepath.Join(dir, LoadOrder))
+	f, err := os.Open(filepath.Join(dir, layout.LoadOrder))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil // an initrd without modules
 	}
