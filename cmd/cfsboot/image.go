@@ -1,10 +1,10 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"cfsboot/gen/dump"
 	"cfsboot/gen/erofs"
@@ -14,109 +14,181 @@ import (
 	"cfsboot/verity"
 )
 
-func init() {
-	register("image", "create, dump and digest composefs images", func(args []string) error {
-		return subcommands("image", map[string]func([]string) error{
-			"create": imageCreate,
-			"dump":   imageDump,
-			"digest": imageDigest,
-		}, args)
-	})
+func newImageCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Create, dump and digest composefs images",
+	}
+	cmd.AddCommand(newImageCreateCmd(), newImageDumpCmd(), newImageDigestCmd())
+	return cmd
 }
 
-// imageCreate: cfsboot image create (SRC_DIR | --from-dump FILE) [--store DIR]
-// [-o IMAGE] [--min-version N] [--max-version N] [--use-epoch]
-func imageCreate(args []string) error {
-	fs := flag.NewFlagSet("image create", flag.ContinueOnError)
-	fromDump := fs.String("from-dump", "", "read the tree from a composefs-dump(5) file instead of a directory")
-	storeDir := fs.String("store", "", "put file contents in this object store and the image at images/<digest>")
-	out := fs.String("o", "", "write the image to this file")
-	minV := fs.Int("min-version", 0, "composefs format version to write")
-	maxV := fs.Int("max-version", 1, "highest format version to raise to when needed")
-	useEpoch := fs.Bool("use-epoch", false, "set every mtime to 0 (directory input)")
-	strict := fs.Bool("strict", false, "parse dumps strictly (as CFS_PARSE_STRICT)")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	var root *tree.Node
-	switch {
-	case *fromDump != "" && len(pos) == 0:
-		f, err := os.Open(*fromDump)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if root, err = dump.Parse(f, dump.Options{Strict: *strict}); err != nil {
-			return fmt.Errorf("%s: %w", *fromDump, err)
-		}
-	case *fromDump == "" && len(pos) == 1:
-		if root, err = source.Dir(pos[0], source.Options{UseEpoch: *useEpoch}); err != nil {
-			return err
-		}
-	default:
-		return errors.New("usage: cfsboot image create (SRC_DIR | --from-dump FILE) [--store DIR] [-o IMAGE] [--min-version N] [--max-version N] [--use-epoch]")
-	}
-	opts := erofs.Options{MinVersion: *minV, MaxVersion: *maxV}
-	var img []byte
-	var digest verity.Digest
-	if *storeDir != "" {
-		st, err := store.Open(*storeDir)
-		if err != nil {
-			return err
-		}
-		if !st.Protected() {
-			fmt.Fprintf(os.Stderr, "warning: %s: %v\n", *storeDir, store.ErrUnprotected)
-		}
-		if digest, img, err = st.Commit(root, opts); err != nil {
-			return err
-		}
-	} else {
-		if img, err = erofs.Build(root, opts); err != nil {
-			return err
-		}
-		digest = verity.ComputeBytes(img)
-	}
-	if *out != "" {
-		if err := os.WriteFile(*out, img, 0o644); err != nil {
-			return err
-		}
-	}
-	fmt.Println(digest)
-	return nil
+// imageCreated is the JSON schema of `image create --json`.
+type imageCreated struct {
+	Digest string `json:"digest"`           // fs-verity digest of the image (64 hex)
+	Output string `json:"output,omitempty"` // -o file, if any
+	Store  string `json:"store,omitempty"`  // store the image and objects went into, if any
+	Image  string `json:"image,omitempty"`  // the image's path in the store
 }
 
-func imageDump(args []string) error {
-	if len(args) != 1 {
-		return errors.New("usage: cfsboot image dump IMAGE")
+func newImageCreateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "create (SRC_DIR | --from-dump FILE)",
+		Short: "Make a composefs image from a directory or a composefs-dump(5) file",
+		Long: `Make a composefs (EROFS) image and print its composefs digest: the fs-verity
+digest of the image, the value of composefs= on the kernel command line.
+
+From a directory every regular file's fs-verity digest is computed (on all
+cores); files of at most 64 bytes are inlined and the others are referenced as
+XX/<62 hex>, exactly as mkcomposefs 1.0.8 does, so both tools write the same
+bytes. With --store the file contents are copied (reflinked where possible)
+into DIR/objects and the image lands in DIR/images/<digest>, with fs-verity
+enabled where the file system supports it (a warning says when it does not).
+A composefs-dump(5) input needs no file contents.
+
+JSON schema (--json): {"digest", "output", "store", "image"}.`,
+		Example: `  cfsboot image create rootfs/ --store /var/lib/cfsboot
+  cfsboot image create --from-dump tree.dump -o tree.img`,
 	}
-	f, err := os.Open(args[0])
+	f := cmd.Flags()
+	fromDump := f.String("from-dump", "", "read the tree from a composefs-dump(5) `FILE` instead of a directory")
+	storeDir := f.String("store", "", "object store `DIR`: copy contents into objects/ and the image to images/<digest>")
+	out := f.StringP("output", "o", "", "also write the image to this `FILE`")
+	minV := f.Int("min-version", 0, "composefs format version to write")
+	maxV := f.Int("max-version", 1, "highest format version to raise to when the tree needs it")
+	useEpoch := f.Bool("use-epoch", false, "set every mtime to 0 (directory input)")
+	strict := f.Bool("strict", false, "parse the dump strictly, as CFS_PARSE_STRICT does")
+	asJSON := jsonFlag(f)
+	cmd.Args = func(_ *cobra.Command, args []string) error {
+		if (*fromDump != "") == (len(args) == 1) || len(args) > 1 {
+			return usageErrorf("give either one SRC_DIR or --from-dump FILE")
+		}
+		return nil
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var root *tree.Node
+		var err error
+		if *fromDump != "" {
+			if root, err = parseDumpFile(*fromDump, dump.Options{Strict: *strict}); err != nil {
+				return err
+			}
+		} else if root, err = source.Dir(args[0], source.Options{UseEpoch: *useEpoch}); err != nil {
+			return err
+		}
+		opts := erofs.Options{MinVersion: *minV, MaxVersion: *maxV}
+		res := imageCreated{Output: *out, Store: *storeDir}
+		var img []byte
+		var digest verity.Digest
+		if *storeDir != "" {
+			st, err := store.Open(*storeDir)
+			if err != nil {
+				return err
+			}
+			if !st.Protected() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %v\n", *storeDir, store.ErrUnprotected)
+			}
+			if digest, img, err = st.Commit(root, opts); err != nil {
+				return err
+			}
+			res.Image = st.ImagePath(digest)
+		} else {
+			if img, err = erofs.Build(root, opts); err != nil {
+				return err
+			}
+			digest = verity.ComputeBytes(img)
+		}
+		if *out != "" {
+			if err := os.WriteFile(*out, img, 0o644); err != nil {
+				return err
+			}
+		}
+		res.Digest = digest.String()
+		if *asJSON {
+			return printJSON(cmd, res)
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), res.Digest)
+		return nil
+	}
+	return cmd
+}
+
+func parseDumpFile(path string, opts dump.Options) (*tree.Node, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
+	root, err := dump.Parse(f, opts)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	root, err := erofs.Read(f, st.Size())
-	if err != nil {
-		return fmt.Errorf("%s: %w", args[0], err)
-	}
-	return dump.Write(os.Stdout, root)
+	return root, nil
 }
 
-// imageDigest prints fs-verity digests as `fsverity digest` does.
-func imageDigest(args []string) error {
-	if len(args) == 0 {
-		return errors.New("usage: cfsboot image digest FILE...")
+func newImageDumpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "dump IMAGE",
+		Short: "Print a composefs image as composefs-dump(5) text",
+		Long: `Print a composefs image as composefs-dump(5) text, one line per path, as
+composefs-dump does. The output fed to "image create --from-dump" gives the
+same image back.`,
+		Example: "  cfsboot image dump /var/lib/cfsboot/images/<digest>",
+		Args:    exactArgs("IMAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			st, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			root, err := erofs.Read(f, st.Size())
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			return dump.Write(cmd.OutOrStdout(), root)
+		},
 	}
-	for _, p := range args {
-		d, err := verity.ComputeFile(p)
-		if err != nil {
-			return err
+}
+
+// fileDigest is one element of the JSON schema of `image digest --json`.
+type fileDigest struct {
+	Path      string `json:"path"`
+	Algorithm string `json:"algorithm"` // "sha256"
+	Digest    string `json:"digest"`    // hex
+}
+
+func newImageDigestCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "digest FILE...",
+		Short: "Print the fs-verity digest of files, as `fsverity digest` does",
+		Long: `Print the fs-verity digest (SHA-256, 4096-byte blocks, no salt) of each file
+in the format of "fsverity digest": sha256:<hex> <path>. For a composefs image
+this is its composefs digest.
+
+JSON schema (--json): [{"path", "algorithm", "digest"}].`,
+		Example: "  cfsboot image digest image.erofs",
+		Args:    minArgs(1, "FILE"),
+	}
+	asJSON := jsonFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var res []fileDigest
+		for _, p := range args {
+			d, err := verity.ComputeFile(p)
+			if err != nil {
+				return err
+			}
+			res = append(res, fileDigest{Path: p, Algorithm: "sha256", Digest: d.String()})
 		}
-		fmt.Printf("sha256:%s %s\n", d, p)
+		if *asJSON {
+			return printJSON(cmd, res)
+		}
+		for _, r := range res {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s:%s %s\n", r.Algorithm, r.Digest, r.Path)
+		}
+		return nil
 	}
-	return nil
+	return cmd
 }

@@ -1,78 +1,105 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"cfsboot/initramfs/build"
 )
 
-func init() {
-	register("initramfs", "build the initrd for cfsboot-init", buildInitramfs)
+// initramfsBuilt is the JSON schema of `initramfs --json`.
+type initramfsBuilt struct {
+	Output       string   `json:"output"`
+	Bytes        int64    `json:"bytes"`
+	Uncompressed int64    `json:"uncompressed"`
+	Compression  string   `json:"compression"`
+	Modules      []string `json:"modules"`
 }
 
-// buildInitramfs: cfsboot initramfs --kernel-modules DIR --modules a,b,...
-// [--init PATH] [--shell] [--config FILE] [--compress zstd|gzip|xz|none] -o FILE
-func buildInitramfs(args []string) error {
-	fs := flag.NewFlagSet("initramfs", flag.ContinueOnError)
-	modDir := fs.String("kernel-modules", "", "the kernel's /lib/modules/<version> directory")
-	mods := fs.String("modules", "", "comma-separated modules to include (dependencies are added)")
-	initPath := fs.String("init", "", "the init binary (default: cfsboot-init next to this program)")
-	shell := fs.Bool("shell", false, "include busybox-static as a debug shell (rd.shell, rd.break)")
-	busybox := fs.String("busybox", "/bin/busybox", "the busybox-static binary for --shell")
-	config := fs.String("config", "", "a file of extra kernel command line words for the init")
-	compression := fs.String("compress", "zstd", "zstd, gzip, xz or none")
-	out := fs.String("o", "", "output file")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
+func newInitramfsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "initramfs -o FILE [--kernel-modules DIR --modules a,b,...]",
+		Short: "Build the initrd for cfsboot-init",
+		Long: `Write a deterministic newc cpio initrd (same inputs, same bytes;
+SOURCE_DATE_EPOCH sets the mtime) holding cfsboot-init as /init, the named
+kernel modules plus their dependencies (resolved from each module's .modinfo;
+distribution kernel packages ship no modules.dep) with their load order,
+/dev/console, optionally busybox-static as a debug shell, and extra kernel
+command line words that the init reads before /proc/cmdline.
+
+JSON schema (--json): {"output", "bytes", "uncompressed", "compression", "modules"}.`,
+		Example: `  cfsboot initramfs --kernel-modules /usr/lib/modules/$(uname -r) \
+      --modules erofs,overlay,loop,virtio_blk -o initrd.img
+  cfsboot initramfs --shell --config cmdline.txt -o initrd-debug.img`,
+		Args: exactArgs(),
 	}
-	if *out == "" || len(pos) != 0 || (*mods != "" && *modDir == "") {
-		return errors.New("usage: cfsboot initramfs --kernel-modules DIR --modules a,b,... [--init PATH] [--shell] [--config FILE] [--compress zstd|gzip|xz|none] -o FILE")
-	}
-	s := build.Spec{ModulesDir: *modDir, Compression: *compression, Init: *initPath}
-	if *mods != "" {
-		s.Modules = strings.Split(*mods, ",")
-	}
-	if s.Init == "" {
-		self, err := os.Executable()
+	f := cmd.Flags()
+	modDir := f.String("kernel-modules", "", "the kernel's /lib/modules/<version> `DIR`ectory")
+	mods := f.StringSlice("modules", nil, "modules to include (their dependencies are added)")
+	initPath := f.String("init", "", "the init binary (default: cfsboot-init next to this program)")
+	shell := f.Bool("shell", false, "include busybox-static as a debug shell (rd.shell, rd.break)")
+	busybox := f.String("busybox", "/bin/busybox", "the busybox-static binary for --shell")
+	config := f.String("config", "", "a `FILE` of extra kernel command line words for the init")
+	compression := f.String("compress", "zstd", "zstd, gzip, xz or none")
+	out := f.StringP("output", "o", "", "the initrd `FILE` to write")
+	asJSON := jsonFlag(f)
+	cmd.MarkFlagRequired("output")
+	cmd.MarkFlagsRequiredTogether("kernel-modules", "modules")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		s := build.Spec{ModulesDir: *modDir, Modules: *mods, Compression: *compression, Init: *initPath}
+		if s.Init == "" {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			s.Init = filepath.Join(filepath.Dir(self), "cfsboot-init")
+		}
+		if *shell {
+			s.Busybox = *busybox
+		}
+		if *config != "" {
+			data, err := os.ReadFile(*config)
+			if err != nil {
+				return err
+			}
+			s.Cmdline = string(data)
+		}
+		if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+			var err error
+			if s.Epoch, err = strconv.ParseUint(v, 10, 64); err != nil {
+				return fmt.Errorf("SOURCE_DATE_EPOCH=%s: %w", v, err)
+			}
+		}
+		res, err := writeInitramfs(*out, s)
 		if err != nil {
 			return err
 		}
-		s.Init = filepath.Join(filepath.Dir(self), "cfsboot-init")
-	}
-	if *shell {
-		s.Busybox = *busybox
-	}
-	if *config != "" {
-		data, err := os.ReadFile(*config)
-		if err != nil {
-			return err
+		if *asJSON {
+			return printJSON(cmd, initramfsBuilt{Output: *out, Bytes: res.Size, Uncompressed: res.Uncompress, Compression: *compression, Modules: res.Modules})
 		}
-		s.Cmdline = string(data)
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: %d bytes (%s; %d uncompressed), modules: %s\n", *out, res.Size, *compression, res.Uncompress, strings.Join(res.Modules, " "))
+		return nil
 	}
-	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-		if s.Epoch, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return fmt.Errorf("SOURCE_DATE_EPOCH=%s: %w", v, err)
-		}
-	}
-	f, err := os.Create(*out)
+	return cmd
+}
+
+// writeInitramfs builds the initrd into path, removing it on failure.
+func writeInitramfs(path string, s build.Spec) (build.Result, error) {
+	f, err := os.Create(path)
 	if err != nil {
-		return err
+		return build.Result{}, err
 	}
 	res, err := build.Build(f, s)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(*out)
-		return err
+		os.Remove(path)
 	}
-	fmt.Printf("%s: %d bytes (%s; %d uncompressed), modules: %s\n", *out, res.Size, *compression, res.Uncompress, strings.Join(res.Modules, " "))
-	return nil
+	return res, err
 }

@@ -1,55 +1,41 @@
-// Command cfsboot makes composefs images, fills the object store, builds the
-// initrd and predicts PCR values. Each subcommand group lives in its own file
-// and registers itself in commands.
+// Command cfsboot makes composefs images, fills and checks the object store,
+// builds the initrd and predicts PCR values. Each command group lives in its
+// own file as a thin layer over a library package.
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
-	"sort"
 )
 
-// command is one top-level subcommand group ("image", "store", ...).
-type command struct {
-	summary string
-	run     func(args []string) error
-}
-
-var commands = map[string]command{}
-
-func register(name, summary string, run func(args []string) error) {
-	commands[name] = command{summary, run}
-}
-
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: cfsboot COMMAND [ARGS...]\n\ncommands:")
-	for _, n := range sortedKeys(commands) {
-		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
-	}
-}
+// Exit codes, as users of other system CLIs expect them.
+const (
+	exitFailure = 1 // the command ran and failed
+	exitUsage   = 2 // the command line was wrong; nothing was done
+)
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
-		os.Exit(2)
-	}
-	cmd, ok := commands[os.Args[1]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "cfsboot: unknown command %q\n", os.Args[1])
-		usage()
-		os.Exit(2)
-	}
-	if err := cmd.run(os.Args[2:]); err != nil {
-		fmt.Fprintf(os.Stderr, "cfsboot %s: %v\n", os.Args[1], err)
-		os.Exit(1)
-	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// run executes one command line and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	started := trackStart(root)
+	cmd, err := root.ExecuteC()
+	if err == nil {
+		return 0
 	}
-	sort.Strings(keys)
-	return keys
+	var usage usageError
+	if !*started || errors.As(err, &usage) {
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", cmd.CommandPath(), err)
+	return exitFailure
 }

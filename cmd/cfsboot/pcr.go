@@ -2,33 +2,27 @@ package main
 
 import (
 	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/google/go-tpm/tpm2/transport"
+	"github.com/spf13/cobra"
 
 	"cfsboot/tpm"
 	"cfsboot/uki"
 	"cfsboot/verity"
 )
 
-func init() {
-	register("pcr", "predict, read and check TPM PCR values", func(args []string) error {
-		return subcommands("pcr", map[string]func([]string) error{
-			"predict": pcrPredict,
-			"read":    pcrRead,
-			"log":     pcrLog,
-		}, args)
-	})
+func newPCRCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "pcr", Short: "Predict, read and check TPM PCR values"}
+	cmd.AddCommand(newPCRPredictCmd(), newPCRReadCmd(), newPCRLogCmd())
+	return cmd
 }
 
-// pcrValue is one line of output: a PCR (after a phase path) in a bank.
+// pcrValue is one PCR (after a phase path) in a bank: the JSON schema of
+// `pcr predict --json` and `pcr read --json` is a list of them.
 type pcrValue struct {
 	PCR   int    `json:"pcr"`
 	Phase string `json:"phase,omitempty"`
@@ -36,50 +30,35 @@ type pcrValue struct {
 	Value string `json:"value"`
 }
 
-func printValues(vals []pcrValue, asJSON bool) error {
+func printValues(cmd *cobra.Command, vals []pcrValue, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(vals)
+		return printJSON(cmd, vals)
 	}
 	for _, v := range vals {
 		label := strconv.Itoa(v.PCR)
 		if v.Phase != "" {
 			label += " " + v.Phase
 		}
-		fmt.Printf("%-43s %-7s %s\n", label, v.Bank, v.Value)
+		fmt.Fprintf(cmd.OutOrStdout(), "%-43s %-7s %s\n", label, v.Bank, v.Value)
 	}
-	return nil
-}
-
-// sectionFlags collects repeated --section NAME=FILE.
-type sectionFlags map[string]string
-
-func (s sectionFlags) String() string { return "" }
-func (s sectionFlags) Set(v string) error {
-	name, file, ok := strings.Cut(v, "=")
-	if !ok || !strings.HasPrefix(name, ".") {
-		return fmt.Errorf("want .NAME=FILE, got %q", v)
-	}
-	s[name] = file
 	return nil
 }
 
 // parseList parses a comma-separated flag value item by item.
-func parseList[T any](list string, parse func(string) (T, error)) ([]T, error) {
+func parseList[T any](flag string, list []string, parse func(string) (T, error)) ([]T, error) {
 	var out []T
-	for _, item := range strings.Split(list, ",") {
+	for _, item := range list {
 		v, err := parse(item)
 		if err != nil {
-			return nil, err
+			return nil, usageErrorf("--%s: %w", flag, err)
 		}
 		out = append(out, v)
 	}
 	return out, nil
 }
 
-func parseBanks(list string) ([]tpm.Bank, error) {
-	return parseList(list, func(n string) (tpm.Bank, error) {
+func parseBanks(list []string) ([]tpm.Bank, error) {
+	return parseList("banks", list, func(n string) (tpm.Bank, error) {
 		b, ok := tpm.BankByName(n)
 		if !ok {
 			return b, fmt.Errorf("unknown bank %q (sha1, sha256, sha384, sha512)", n)
@@ -88,60 +67,8 @@ func parseBanks(list string) ([]tpm.Bank, error) {
 	})
 }
 
-// pcrPredict: --uki FILE | --section .NAME=FILE... (PCR 11 after each
-// phase), or --composefs DIGEST (PCR 15 after our event, from zero).
-func pcrPredict(args []string) error {
-	fs := flag.NewFlagSet("pcr predict", flag.ContinueOnError)
-	uki := fs.String("uki", "", "a unified kernel image: predict PCR 11")
-	sections := sectionFlags{}
-	fs.Var(sections, "section", "a UKI section as .NAME=FILE (repeatable), instead of --uki")
-	composefs := fs.String("composefs", "", "a composefs digest: predict its PCR")
-	pcr := fs.Int("pcr", tpm.PCR15, "the PCR the composefs digest is measured into (rd.cfsboot.pcr=)")
-	bankList := fs.String("banks", "sha1,sha256", "banks to predict")
-	asJSON := fs.Bool("json", false, "JSON output")
-	if pos, err := parseInterspersed(fs, args); err != nil || len(pos) > 0 {
-		return errors.New("usage: cfsboot pcr predict (--uki FILE | --section .NAME=FILE... | --composefs DIGEST [--pcr N]) [--banks sha1,sha256] [--json]")
-	}
-	banks, err := parseBanks(*bankList)
-	if err != nil {
-		return err
-	}
-	var vals []pcrValue
-	switch {
-	case *composefs != "":
-		d, err := verity.ParseDigest(*composefs)
-		if err != nil {
-			return err
-		}
-		for _, b := range banks {
-			vals = append(vals, pcrValue{PCR: *pcr, Bank: b.Name, Value: hex.EncodeToString(tpm.PredictComposefs(d, b))})
-		}
-	default:
-		data := map[string][]byte{}
-		if *uki != "" {
-			f, err := os.Open(*uki)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if data, err = uki.MeasuredSections(f); err != nil {
-				return fmt.Errorf("%s: %w", *uki, err)
-			}
-		}
-		for name, file := range sections {
-			if data[name], err = os.ReadFile(file); err != nil {
-				return err
-			}
-		}
-		for _, p := range tpm.PredictPCR11(data, banks) {
-			vals = append(vals, pcrValue{PCR: tpm.PCR11, Phase: p.Path, Bank: p.Bank, Value: hex.EncodeToString(p.Value)})
-		}
-	}
-	return printValues(vals, *asJSON)
-}
-
-func parsePCRs(list string) ([]int, error) {
-	return parseList(list, func(p string) (int, error) {
+func parsePCRs(list []string) ([]int, error) {
+	return parseList("pcr", list, func(p string) (int, error) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 0 || n > 23 {
 			return 0, fmt.Errorf("bad PCR %q (0..23)", p)
@@ -150,34 +77,119 @@ func parsePCRs(list string) ([]int, error) {
 	})
 }
 
-func pcrRead(args []string) error {
-	fs := flag.NewFlagSet("pcr read", flag.ContinueOnError)
-	pcrList := fs.String("pcr", "11,15", "PCRs to read")
-	device := fs.String("device", "", "TPM device (default /dev/tpmrm0, then /dev/tpm0)")
-	asJSON := fs.Bool("json", false, "JSON output")
-	if pos, err := parseInterspersed(fs, args); err != nil || len(pos) > 0 {
-		return errors.New("usage: cfsboot pcr read [--pcr 11,15] [--device PATH] [--json]")
+func newPCRPredictCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "predict (--uki FILE | --section .NAME=FILE... | --composefs DIGEST [--pcr N])",
+		Short: "Predict PCR 11 for a UKI, or the composefs PCR for a digest",
+		Long: `Predict PCR values from zero, as systemd-measure calculate does.
+
+With --uki (or its sections given one by one with --section), PCR 11 after
+each boot phase path: enter-initrd, enter-initrd:leave-initrd,
+...:sysinit and ...:ready. systemd-stub measures each section as H(name NUL)
+then H(contents of VirtualSize bytes), in its canonical order.
+
+With --composefs, the PCR (15 by default, rd.cfsboot.pcr=) after
+cfsboot-init measures "composefs:<digest>".
+
+JSON schema (--json): [{"pcr", "phase", "bank", "value"}].`,
+		Example: `  cfsboot pcr predict --uki uki.efi --banks sha256
+  cfsboot pcr predict --composefs 3f2a...e1 --json`,
+		Args: exactArgs(),
 	}
-	pcrs, err := parsePCRs(*pcrList)
-	if err != nil {
-		return err
-	}
-	t, banks, err := openTPM(*device)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	var vals []pcrValue
-	for _, pcr := range pcrs {
-		ds, err := tpm.Read(t, pcr, banks)
+	f := cmd.Flags()
+	ukiPath := f.String("uki", "", "a unified kernel image `FILE`: predict PCR 11")
+	sections := f.StringToString("section", nil, "a UKI section as `.NAME=FILE` (repeatable), instead of --uki")
+	composefs := f.String("composefs", "", "a composefs `DIGEST`: predict the PCR it is measured into")
+	pcr := f.Int("pcr", tpm.PCR15, "the PCR the composefs digest is measured into (rd.cfsboot.pcr=)")
+	bankList := f.StringSlice("banks", []string{"sha1", "sha256"}, "banks to predict")
+	asJSON := jsonFlag(f)
+	cmd.MarkFlagsMutuallyExclusive("uki", "composefs")
+	cmd.MarkFlagsMutuallyExclusive("section", "composefs")
+	cmd.MarkFlagsOneRequired("uki", "section", "composefs")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		banks, err := parseBanks(*bankList)
 		if err != nil {
 			return err
 		}
-		for _, d := range ds {
-			vals = append(vals, pcrValue{PCR: pcr, Bank: d.Bank.Name, Value: hex.EncodeToString(d.Value)})
+		var vals []pcrValue
+		if *composefs != "" {
+			d, err := verity.ParseDigest(*composefs)
+			if err != nil {
+				return usageErrorf("--composefs: %w", err)
+			}
+			for _, b := range banks {
+				vals = append(vals, pcrValue{PCR: *pcr, Bank: b.Name, Value: hex.EncodeToString(tpm.PredictComposefs(d, b))})
+			}
+			return printValues(cmd, vals, *asJSON)
 		}
+		data := map[string][]byte{}
+		if *ukiPath != "" {
+			f, err := os.Open(*ukiPath)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if data, err = uki.MeasuredSections(f); err != nil {
+				return fmt.Errorf("%s: %w", *ukiPath, err)
+			}
+		}
+		for name, file := range *sections {
+			if !strings.HasPrefix(name, ".") {
+				return usageErrorf("--section %s=%s: section names start with a dot", name, file)
+			}
+			if data[name], err = os.ReadFile(file); err != nil {
+				return err
+			}
+		}
+		for _, p := range tpm.PredictPCR11(data, banks) {
+			vals = append(vals, pcrValue{PCR: tpm.PCR11, Phase: p.Path, Bank: p.Bank, Value: hex.EncodeToString(p.Value)})
+		}
+		return printValues(cmd, vals, *asJSON)
 	}
-	return printValues(vals, *asJSON)
+	return cmd
+}
+
+// deviceFlag adds --device for commands that talk to the TPM.
+func deviceFlag(cmd *cobra.Command) *string {
+	return cmd.Flags().String("device", "", "TPM device `PATH` (default /dev/tpmrm0, then /dev/tpm0)")
+}
+
+func newPCRReadCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "read",
+		Short: "Read PCR values from the TPM in every active bank",
+		Long: `Read PCR values from the TPM, in every bank the TPM has active.
+
+JSON schema (--json): [{"pcr", "bank", "value"}].`,
+		Example: "  cfsboot pcr read --pcr 11,15",
+		Args:    exactArgs(),
+	}
+	pcrList := cmd.Flags().StringSlice("pcr", []string{"11", "15"}, "PCRs to read")
+	device := deviceFlag(cmd)
+	asJSON := jsonFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		pcrs, err := parsePCRs(*pcrList)
+		if err != nil {
+			return err
+		}
+		t, banks, err := openTPM(*device)
+		if err != nil {
+			return err
+		}
+		defer t.Close()
+		var vals []pcrValue
+		for _, pcr := range pcrs {
+			ds, err := tpm.Read(t, pcr, banks)
+			if err != nil {
+				return err
+			}
+			for _, d := range ds {
+				vals = append(vals, pcrValue{PCR: pcr, Bank: d.Bank.Name, Value: hex.EncodeToString(d.Value)})
+			}
+		}
+		return printValues(cmd, vals, *asJSON)
+	}
+	return cmd
 }
 
 // openTPM opens the TPM and finds its active banks.
@@ -194,86 +206,57 @@ func openTPM(device string) (transport.TPMCloser, []tpm.Bank, error) {
 	return t, banks, nil
 }
 
-// logCheck is the verdict for one PCR and bank.
-type logCheck struct {
-	PCR      int    `json:"pcr"`
-	Bank     string `json:"bank"`
-	Events   int    `json:"events"`
-	Replayed string `json:"replayed"`
-	TPM      string `json:"tpm"`
-	Match    bool   `json:"match"`
-}
+func newPCRLogCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "log",
+		Short: "Replay the measurement log and compare it with the TPM",
+		Long: `Replay systemd's userspace measurement log (JSON-seq) per PCR and bank,
+check that each event's digest is the hash of its content, and compare the
+result with the TPM. Exit status 1 when they disagree.
 
-// pcrLog replays the measurement log and compares with the TPM.
-func pcrLog(args []string) error {
-	fs := flag.NewFlagSet("pcr log", flag.ContinueOnError)
-	path := fs.String("log", tpm.LogPath, "the measurement log")
-	device := fs.String("device", "", "TPM device (default /dev/tpmrm0, then /dev/tpm0)")
-	asJSON := fs.Bool("json", false, "JSON output")
-	if pos, err := parseInterspersed(fs, args); err != nil || len(pos) > 0 {
-		return errors.New("usage: cfsboot pcr log [--log PATH] [--device PATH] [--json]")
+JSON schema (--json): [{"pcr", "bank", "events", "replayed", "tpm", "match"}].`,
+		Example: "  cfsboot pcr log\n  cfsboot pcr log --json",
+		Args:    exactArgs(),
 	}
-	f, err := os.Open(*path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	records, err := tpm.ParseLog(f)
-	if err != nil {
-		return err
-	}
-	if dirty, _ := tpm.IsDirty(*path); dirty {
-		fmt.Fprintf(os.Stderr, "warning: %s: %v\n", *path, tpm.ErrDirtyLog)
-	}
-	t, banks, err := openTPM(*device)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	counts := map[int]int{}
-	for _, r := range records {
-		counts[r.PCR]++
-	}
-	pcrs := make([]int, 0, len(counts))
-	for p := range counts {
-		pcrs = append(pcrs, p)
-	}
-	sort.Ints(pcrs)
-	var checks []logCheck
-	ok := true
-	for _, pcr := range pcrs {
-		now, err := tpm.Read(t, pcr, banks)
+	path := cmd.Flags().String("log", tpm.LogPath, "the measurement log `FILE`")
+	device := deviceFlag(cmd)
+	asJSON := jsonFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		f, err := os.Open(*path)
 		if err != nil {
 			return err
 		}
-		for i, b := range banks {
-			replayed, err := tpm.Replay(records, pcr, b)
-			if err != nil {
-				return fmt.Errorf("%s: %w", *path, err)
-			}
-			c := logCheck{PCR: pcr, Bank: b.Name, Events: counts[pcr], Replayed: hex.EncodeToString(replayed), TPM: hex.EncodeToString(now[i].Value)}
-			c.Match = c.Replayed == c.TPM
-			ok = ok && c.Match
-			checks = append(checks, c)
-		}
-	}
-	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(checks); err != nil {
+		defer f.Close()
+		records, err := tpm.ParseLog(f)
+		if err != nil {
 			return err
 		}
-	} else {
-		for _, c := range checks {
-			verdict := "matches the TPM"
-			if !c.Match {
-				verdict = "DOES NOT match the TPM (" + c.TPM + ")"
-			}
-			fmt.Printf("PCR %-2d %-7s %d event(s) replay to %s: %s\n", c.PCR, c.Bank, c.Events, c.Replayed, verdict)
+		if dirty, _ := tpm.IsDirty(*path); dirty {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %v\n", *path, tpm.ErrDirtyLog)
 		}
+		t, banks, err := openTPM(*device)
+		if err != nil {
+			return err
+		}
+		defer t.Close()
+		checks, verdict := tpm.CheckLog(records, banks, func(pcr int) ([]tpm.Digest, error) { return tpm.Read(t, pcr, banks) })
+		if checks == nil && verdict != nil {
+			return fmt.Errorf("%s: %w", *path, verdict)
+		}
+		if *asJSON {
+			if err := printJSON(cmd, checks); err != nil {
+				return err
+			}
+		} else {
+			for _, c := range checks {
+				v := "matches the TPM"
+				if !c.Match {
+					v = "DOES NOT match the TPM (" + c.TPM + ")"
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "PCR %-2d %-7s %d event(s) replay to %s: %s\n", c.PCR, c.Bank, c.Events, c.Replayed, v)
+			}
+		}
+		return verdict
 	}
-	if !ok {
-		return errors.New("the measurement log does not account for the PCR values: events are missing or forged (for PCR 11 on a UKI boot, the stub's events are in the firmware log, not this one)")
-	}
-	return nil
+	return cmd
 }

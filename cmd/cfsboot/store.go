@@ -1,73 +1,119 @@
 package main
 
 import (
-	"flag"
 	"fmt"
+
+	"github.com/spf13/cobra"
 
 	"cfsboot/gen/store"
 )
 
-func init() {
-	register("store", "check and garbage-collect a composefs object store", func(args []string) error {
-		return subcommands("store", map[string]func([]string) error{
-			"fsck": storeFsck,
-			"gc":   storeGC,
-		}, args)
-	})
+func newStoreCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "store", Short: "Check and garbage-collect a composefs object store"}
+	cmd.AddCommand(newStoreFsckCmd(), newStoreGCCmd())
+	return cmd
 }
 
-func openStoreFlag(name string, args []string, dryRun *bool) (*store.Store, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	dir := fs.String("store", "", "the object store directory")
-	if dryRun != nil {
-		fs.BoolVar(dryRun, "dry-run", false, "only list what would be removed")
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return nil, err
-	}
-	if *dir == "" || len(pos) != 0 {
-		return nil, fmt.Errorf("usage: cfsboot %s --store DIR", name)
-	}
-	return store.Open(*dir)
+// fsckReport is the JSON schema of `store fsck --json`.
+type fsckReport struct {
+	Store    string          `json:"store"`
+	OK       bool            `json:"ok"`
+	Problems []store.Problem `json:"problems"`
 }
 
-func storeFsck(args []string) error {
-	st, err := openStoreFlag("store fsck", args, nil)
-	if err != nil {
-		return err
+func newStoreFsckCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "fsck --store DIR",
+		Short: "Check that every image and object is named by its digest and complete",
+		Long: `Check that every image is named by its fs-verity digest, that every object an
+image references exists with the digest the image expects, and that every
+object is named by its digest. Exit status 1 with one line per problem.
+
+JSON schema (--json): {"store", "ok", "problems": [{"Path", "Reason"}]}.`,
+		Example: "  cfsboot store fsck --store /var/lib/cfsboot",
+		Args:    exactArgs(),
 	}
-	problems, err := st.Fsck()
-	if err != nil {
-		return err
+	dir := storeFlag(cmd)
+	asJSON := jsonFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		st, err := store.Open(*dir)
+		if err != nil {
+			return err
+		}
+		problems, err := st.Fsck()
+		if err != nil {
+			return err
+		}
+		rep := fsckReport{Store: st.Dir(), OK: len(problems) == 0, Problems: problems}
+		if *asJSON {
+			if err := printJSON(cmd, rep); err != nil {
+				return err
+			}
+		} else {
+			for _, p := range problems {
+				fmt.Fprintln(cmd.OutOrStdout(), p)
+			}
+			if rep.OK {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", st.Dir())
+			}
+		}
+		if !rep.OK {
+			return fmt.Errorf("%d problem(s) in %s", len(problems), st.Dir())
+		}
+		return nil
 	}
-	for _, p := range problems {
-		fmt.Println(p)
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("%d problem(s) in %s", len(problems), st.Dir())
-	}
-	fmt.Printf("%s: ok\n", st.Dir())
-	return nil
+	return cmd
 }
 
-func storeGC(args []string) error {
-	var dryRun bool
-	st, err := openStoreFlag("store gc", args, &dryRun)
-	if err != nil {
-		return err
+// gcReport is the JSON schema of `store gc --json`.
+type gcReport struct {
+	Store   string   `json:"store"`
+	DryRun  bool     `json:"dry_run"`
+	Removed []string `json:"removed"`
+	Bytes   int64    `json:"bytes"`
+}
+
+func newStoreGCCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "gc --store DIR",
+		Short: "Remove objects no image references",
+		Long: `Remove the objects that no image in the store references.
+
+JSON schema (--json): {"store", "dry_run", "removed": [paths], "bytes"}.`,
+		Example: "  cfsboot store gc --store /var/lib/cfsboot --dry-run",
+		Args:    exactArgs(),
 	}
-	removed, freed, err := st.GC(dryRun)
-	for _, p := range removed {
-		fmt.Println(p)
+	dir := storeFlag(cmd)
+	dryRun := cmd.Flags().Bool("dry-run", false, "only list what would be removed")
+	asJSON := jsonFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		st, err := store.Open(*dir)
+		if err != nil {
+			return err
+		}
+		removed, freed, err := st.GC(*dryRun)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(cmd, gcReport{Store: st.Dir(), DryRun: *dryRun, Removed: removed, Bytes: freed})
+		}
+		for _, p := range removed {
+			fmt.Fprintln(cmd.OutOrStdout(), p)
+		}
+		verb := "removed"
+		if *dryRun {
+			verb = "would remove"
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s %d object(s), %d bytes\n", verb, len(removed), freed)
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	verb := "removed"
-	if dryRun {
-		verb = "would remove"
-	}
-	fmt.Printf("%s %d object(s), %d bytes\n", verb, len(removed), freed)
-	return nil
+	return cmd
+}
+
+// storeFlag adds the required --store flag.
+func storeFlag(cmd *cobra.Command) *string {
+	dir := cmd.Flags().String("store", "", "the object store `DIR`ectory")
+	cmd.MarkFlagRequired("store")
+	return dir
 }
