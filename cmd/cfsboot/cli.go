@@ -17,6 +17,9 @@ func usageErrorf(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// quiet is the root's --quiet flag: no progress bars.
+var quiet bool
+
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "cfsboot",
@@ -30,6 +33,7 @@ a boot.`,
 		SilenceUsage:  true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "no progress output (it is shown only when stderr is a terminal)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newImageCmd(), newStoreCmd(), newInitramfsCmd(), newPCRCmd(), newVersionCmd(), newDocsCmd())
 	makeGroupsStrict(root)
