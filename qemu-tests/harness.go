@@ -13,7 +13,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -125,7 +127,7 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	}
 	logDir := filepath.Join(repoRoot, ".cache", "qemu-logs")
 	os.MkdirAll(logDir, 0o755)
-	vm.logPath = filepath.Join(logDir, strings.ReplaceAll(t.Name(), "/", "_")+".log")
+	vm.logPath = filepath.Join(logDir, logName(t.Name()))
 	logFile, err := os.Create(vm.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +144,25 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	}()
 	t.Cleanup(vm.Kill)
 	return vm
+}
+
+// bootsPerTest counts the boots of each test, so that a test's second
+// boot (or the provisioning boot it triggered) keeps its own log.
+var bootsPerTest = struct {
+	sync.Mutex
+	n map[string]int
+}{n: map[string]int{}}
+
+// logName is <test>.log for a test's first boot, <test>.<n>.log after.
+func logName(test string) string {
+	bootsPerTest.Lock()
+	defer bootsPerTest.Unlock()
+	bootsPerTest.n[test]++
+	name := strings.ReplaceAll(test, "/", "_")
+	if n := bootsPerTest.n[test]; n > 1 {
+		name += "." + strconv.Itoa(n)
+	}
+	return name + ".log"
 }
 
 // Kill stops QEMU and swtpm.
