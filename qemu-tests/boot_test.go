@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,19 +46,24 @@ func TestGoodBoot(t *testing.T) {
 		vm.WaitFor(`cfsboot: composefs image ` + fx.Digest.String() + ` verified`)
 		vm.WaitFor(`cfsboot: switching to /sbin/init`)
 		vm.WaitFor(`TESTINIT root fstype: overlay`)
-		opts := vm.WaitFor(`TESTINIT root options: `)
-		for _, want := range []string{"verity=require", "metacopy=on", "redirect_dir=on", "ro"} {
-			if !strings.Contains(opts, want) {
-				t.Errorf("root mount options lack %s: %s", want, opts)
+		line := vm.WaitFor(`TESTINIT root mountinfo: `)
+		root, err := ParseMountInfo(strings.TrimPrefix(line, "TESTINIT root mountinfo: "))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if root.FSType != "overlay" || !slices.Contains(root.MountOptions, "ro") {
+			t.Errorf("root is not a read-only overlay mount: %s", line)
+		}
+		for _, want := range []string{"ro", "verity=require", "metacopy=on", "redirect_dir=on"} {
+			if !slices.Contains(root.SuperOptions, want) {
+				t.Errorf("root overlay options lack %s: %s", want, line)
 			}
 		}
 		vm.WaitFor(`TESTINIT etc writable: yes`)
 		vm.WaitFor(`TESTINIT usr writable: no`)
 		vm.WaitFor(fmt.Sprintf(`TESTINIT var boot count: %d$`, boot))
-		for path, sum := range fx.Files {
-			if !strings.HasPrefix(path, "/etc/os") {
-				vm.WaitFor(`TESTINIT sha256 ` + path + `: ` + sum)
-			}
+		for _, path := range []string{"/usr/share/cfsboot-test/big", "/usr/share/cfsboot-test/medium", "/etc/hostname"} {
+			vm.WaitFor(`TESTINIT sha256 ` + path + `: ` + fx.Files[path])
 		}
 		vm.WaitFor(`TESTINIT sysroot: yes`)
 		vm.WaitFor(`TESTINIT done`)
@@ -83,18 +89,30 @@ func expectFailure(t *testing.T, vm *VM, stage, cause string) {
 	}
 }
 
+// TestWrongDigest: the image composefs= names is missing, or the file under
+// its name is a sealed image of another tree.
 func TestWrongDigest(t *testing.T) {
 	t.Parallel()
-	other := verity.ComputeBytes([]byte("not the image"))
-	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: fx.Disk(t, "sealed"), Append: cmdline(other.String())})
-	expectFailure(t, vm, "verify", "expected composefs image /sysroot/composefs/images/"+other.String()+": found no such file")
+	t.Run("missing", func(t *testing.T) {
+		t.Parallel()
+		other := verity.ComputeBytes([]byte("not the image"))
+		vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: fx.Disk(t, "sealed"), Append: cmdline(other.String())})
+		expectFailure(t, vm, "verify", "expected composefs image /sysroot/composefs/images/"+other.String()+": found no such file")
+	})
+	t.Run("mismatch", func(t *testing.T) {
+		t.Parallel()
+		disk := fx.Disk(t, "sealed")
+		ReplaceFile(t, disk, "composefs/images/"+fx.Digest.String(), "composefs/images/"+fx.OtherDigest.String())
+		vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: disk, Append: cmdline(fx.Digest.String())})
+		expectFailure(t, vm, "verify", "expected fs-verity digest "+fx.Digest.String()+" (composefs=), found "+fx.OtherDigest.String()+" for /sysroot/composefs/images/"+fx.Digest.String())
+	})
 }
 
 func TestImageRenamedToWrongDigest(t *testing.T) {
 	t.Parallel()
 	disk := fx.Disk(t, "sealed")
 	other := verity.ComputeBytes([]byte("impostor"))
-	run(t, "debugfs", "-w", "-R", fmt.Sprintf("ln /composefs/images/%s /composefs/images/%s", fx.Digest, other), disk)
+	Debugfs(t, disk, fmt.Sprintf("ln /composefs/images/%s /composefs/images/%s", fx.Digest, other))
 	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: disk, Append: cmdline(other.String())})
 	expectFailure(t, vm, "verify", "expected fs-verity digest "+other.String()+" (composefs=), found "+fx.Digest.String())
 }
@@ -105,8 +123,10 @@ func TestTamperedImage(t *testing.T) {
 	CorruptFile(t, disk, "composefs/images/"+fx.Digest.String())
 	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: disk, Append: cmdline(fx.Digest.String())})
 	// fs-verity catches the flipped byte when the image's blocks are read:
-	// mounting it fails, so nothing of it is ever used.
-	expectFailure(t, vm, "mount", "erofs")
+	// the kernel reports the corrupted block, mounting fails and init
+	// explains why, so nothing of the image is ever used.
+	vm.WaitFor(`fs-verity \(vda, inode \d+\): FILE CORRUPTED! pos=0`)
+	expectFailure(t, vm, "mount", "the verified image failed fs-verity checks while being read (its blocks changed on disk after it was sealed): erofs create: input/output error")
 }
 
 func TestImageWithoutVerity(t *testing.T) {
@@ -125,13 +145,37 @@ func TestTamperedObject(t *testing.T) {
 	vm.WaitExit()
 }
 
+// TestMissingObject: a file whose object is gone cannot be opened (the
+// kernel names the file it could not find data for), other files still
+// read, and the store's check in the booted system names the object and
+// the images (both share it) that need it.
 func TestMissingObject(t *testing.T) {
 	t.Parallel()
 	disk := fx.Disk(t, "sealed")
 	RemoveFile(t, disk, fx.BigObject)
-	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, Append: cmdline(fx.Digest.String())})
-	vm.WaitFor(`TESTINIT read /usr/share/cfsboot-test/big: error: `)
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, Append: cmdline(fx.Digest.String(), "testinit.fsck")})
+	vm.WaitFor(`TESTINIT read /usr/share/cfsboot-test/big: error: open /usr/share/cfsboot-test/big: no such file or directory$`)
+	if !vm.Has(`overlayfs: lazy lowerdata lookup failed \(cfsboot-test/big, err=-2\)`) {
+		t.Error("the kernel did not report the failed lookup of big's data")
+	}
+	vm.WaitFor(`TESTINIT sha256 /usr/share/cfsboot-test/medium: ` + fx.Files["/usr/share/cfsboot-test/medium"])
+	vm.WaitFor(`TESTINIT store fsck: 2 problems, fs-verity protected: true$`)
 	vm.WaitExit()
+	var problems []string
+	for _, l := range vm.Lines() {
+		if p, ok := strings.CutPrefix(l, "TESTINIT store problem: "); ok {
+			problems = append(problems, p)
+		}
+	}
+	slices.Sort(problems)
+	want := []string{
+		"/sysroot/" + fx.BigObject + ": missing (referenced by image " + fx.Digest.String() + ")",
+		"/sysroot/" + fx.BigObject + ": missing (referenced by image " + fx.OtherDigest.String() + ")",
+	}
+	slices.Sort(want)
+	if !slices.Equal(problems, want) {
+		t.Errorf("store fsck in the booted system found\n%s\nwant\n%s", strings.Join(problems, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 func TestNoRootDevice(t *testing.T) {

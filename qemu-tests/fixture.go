@@ -139,7 +139,9 @@ func (f *Fixture) buildImage() error {
 	if err := os.WriteFile(filepath.Join(root, "usr/bin/cfsboot"), cli, 0o755); err != nil {
 		return err
 	}
-	st, err := store.Open(filepath.Join(f.Dir, "staging", "composefs"))
+	// The host has no fs-verity: the store made here is staged on the disk
+	// for the provisioning VM to add to the real, sealed store.
+	st, err := store.Open(filepath.Join(f.Dir, "staging", "provision"))
 	if err != nil {
 		return err
 	}
@@ -186,7 +188,7 @@ func (f *Fixture) provision(t testing.TB, kind string) (string, error) {
 		appendLine = "provision.skip=images"
 	}
 	vm := Boot(t, f.Kernel, VMOptions{Initrd: f.Provision, Disk: disk, Append: appendLine})
-	vm.WaitFor(`PROVISIONED \d+ files|PROVISION FAILED`)
+	vm.WaitFor(`PROVISIONED \d+ objects and 2 images|PROVISION FAILED`)
 	vm.WaitExit()
 	if vm.Has("PROVISION FAILED") {
 		return "", fmt.Errorf("provisioning VM failed:\n%s", vm.tail(20))
@@ -224,10 +226,38 @@ func CorruptFile(t testing.TB, disk, path string) {
 	}
 }
 
+// Debugfs runs one debugfs command that changes the ext4 disk image,
+// failing the test when debugfs reports an error (its exit status does
+// not).
+func Debugfs(t testing.TB, disk, command string) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command("debugfs", "-w", "-R", command, disk)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("debugfs %q: %v\n%s", command, err, stderr.String())
+	}
+	for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if !strings.HasPrefix(l, "debugfs ") {
+			t.Fatalf("debugfs %q: %s", command, stderr.String())
+		}
+	}
+}
+
 // RemoveFile deletes a file from the ext4 disk image.
 func RemoveFile(t testing.TB, disk, path string) {
 	t.Helper()
-	run(t, "debugfs", "-w", "-R", "rm /"+path, disk)
+	Debugfs(t, disk, "rm /"+path)
+}
+
+// ReplaceFile makes path a second name of the file at other (keeping its
+// fs-verity), the file that was at path removed.
+func ReplaceFile(t testing.TB, disk, path, other string) {
+	t.Helper()
+	Debugfs(t, disk, "rm /"+path)
+	Debugfs(t, disk, "ln /"+other+" /"+path)
+	// debugfs's ln leaves the link count alone.
+	Debugfs(t, disk, "sif /"+other+" links_count 2")
 }
 
 var consoleLine = regexp.MustCompile(`cfsboot: .*|TESTINIT .*`)

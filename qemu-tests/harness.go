@@ -6,7 +6,6 @@
 package qemutests
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -76,9 +76,7 @@ type VM struct {
 	qemu    *exec.Cmd
 	swtpm   *exec.Cmd
 	stdin   io.WriteCloser
-	mu      sync.Mutex
-	lines   []string
-	newLine chan struct{}
+	console *Console
 	exited  chan struct{}
 	logPath string
 }
@@ -96,7 +94,7 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	if o.Disk != "" {
 		args = append(args, "-drive", "file="+o.Disk+",if=virtio,format=raw,cache=unsafe")
 	}
-	vm := &VM{t: t, newLine: make(chan struct{}, 1), exited: make(chan struct{})}
+	vm := &VM{t: t, exited: make(chan struct{})}
 	if o.TPM {
 		state := o.TPMState
 		if state == "" {
@@ -129,7 +127,7 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	}
 	logDir := filepath.Join(repoRoot, ".cache", "qemu-logs")
 	os.MkdirAll(logDir, 0o755)
-	vm.logPath = filepath.Join(logDir, strings.ReplaceAll(t.Name(), "/", "_")+".log")
+	vm.logPath = filepath.Join(logDir, logName(t.Name()))
 	logFile, err := os.Create(vm.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -137,26 +135,34 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	if err := vm.qemu.Start(); err != nil {
 		t.Fatalf("qemu: %v", err)
 	}
+	vm.console = NewConsole(stdout, logFile)
 	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := strings.TrimRight(sc.Text(), "\r")
-			fmt.Fprintln(logFile, line)
-			vm.mu.Lock()
-			vm.lines = append(vm.lines, line)
-			vm.mu.Unlock()
-			select {
-			case vm.newLine <- struct{}{}:
-			default:
-			}
-		}
+		<-vm.console.Done()
 		logFile.Close()
 		vm.qemu.Wait()
 		close(vm.exited)
 	}()
 	t.Cleanup(vm.Kill)
 	return vm
+}
+
+// bootsPerTest counts the boots of each test, so that a test's second
+// boot (or the provisioning boot it triggered) keeps its own log.
+var bootsPerTest = struct {
+	sync.Mutex
+	n map[string]int
+}{n: map[string]int{}}
+
+// logName is <test>.log for a test's first boot, <test>.<n>.log after.
+func logName(test string) string {
+	bootsPerTest.Lock()
+	defer bootsPerTest.Unlock()
+	bootsPerTest.n[test]++
+	name := strings.ReplaceAll(test, "/", "_")
+	if n := bootsPerTest.n[test]; n > 1 {
+		name += "." + strconv.Itoa(n)
+	}
+	return name + ".log"
 }
 
 // Kill stops QEMU and swtpm.
@@ -171,56 +177,23 @@ func (vm *VM) Kill() {
 }
 
 // Lines returns the console lines so far.
-func (vm *VM) Lines() []string {
-	vm.mu.Lock()
-	defer vm.mu.Unlock()
-	return append([]string{}, vm.lines...)
-}
+func (vm *VM) Lines() []string { return vm.console.Lines() }
 
-// WaitFor waits for a console line matching re (after line number from)
-// and returns it with its index; the test fails with the console's tail
-// when the VM exits or the time runs out first.
+// WaitFor waits for a console line matching pattern that comes after the
+// line the previous WaitFor returned, and returns it; the test fails with
+// the console's tail when the VM exits or the time runs out first.
 func (vm *VM) WaitFor(pattern string) string {
 	vm.t.Helper()
-	line, ok := vm.waitFor(regexp.MustCompile(pattern), bootTimeout)
+	line, ok := vm.console.Next(regexp.MustCompile(pattern), bootTimeout)
 	if !ok {
-		vm.t.Fatalf("console never showed /%s/; last lines (full log %s):\n%s", pattern, vm.logPath, vm.tail(40))
+		vm.t.Fatalf("console never showed /%s/ after the previous match; last lines (full log %s):\n%s", pattern, vm.logPath, vm.tail(40))
 	}
 	return line
 }
 
-func (vm *VM) waitFor(re *regexp.Regexp, timeout time.Duration) (string, bool) {
-	deadline := time.After(timeout)
-	seen := 0
-	for {
-		lines := vm.Lines()
-		for ; seen < len(lines); seen++ {
-			if re.MatchString(lines[seen]) {
-				return lines[seen], true
-			}
-		}
-		select {
-		case <-vm.newLine:
-		case <-vm.exited:
-			if len(vm.Lines()) == seen {
-				return "", false
-			}
-		case <-deadline:
-			return "", false
-		}
-	}
-}
-
-// Has reports whether any console line so far matches pattern.
-func (vm *VM) Has(pattern string) bool {
-	re := regexp.MustCompile(pattern)
-	for _, l := range vm.Lines() {
-		if re.MatchString(l) {
-			return true
-		}
-	}
-	return false
-}
+// Has reports whether any console line so far matches pattern, wherever
+// it is.
+func (vm *VM) Has(pattern string) bool { return vm.console.Has(regexp.MustCompile(pattern)) }
 
 // Send types a line on the serial console.
 func (vm *VM) Send(line string) {
@@ -237,13 +210,7 @@ func (vm *VM) WaitExit() {
 	}
 }
 
-func (vm *VM) tail(n int) string {
-	lines := vm.Lines()
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (vm *VM) tail(n int) string { return vm.console.Tail(n) }
 
 // run runs a host command, failing the test with its output on error.
 func run(t testing.TB, name string, args ...string) string {

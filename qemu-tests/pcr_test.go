@@ -25,11 +25,11 @@ func measuredBoot(t *testing.T, digest verity.Digest) []pcrLine {
 	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: fx.Disk(t, "sealed"), TPM: true,
 		Append: cmdline(digest.String(), "rd.cfsboot.tpm=require", "rd.cfsboot.measure-phases=1")})
 	vm.WaitFor(`cfsboot: measured "composefs:` + digest.String() + `" into PCR 15`)
+	vm.WaitFor(`TESTINIT measure log: yes`)
 	line := vm.WaitFor(`TESTINIT pcr read: `)
 	vm.WaitFor(`TESTINIT pcr read status: ok`)
 	logLine := vm.WaitFor(`TESTINIT pcr log: `)
 	vm.WaitFor(`TESTINIT pcr log status: ok`)
-	vm.WaitFor(`TESTINIT measure log: yes`)
 	vm.WaitExit()
 	var vals []pcrLine
 	if err := json.Unmarshal([]byte(line[strings.Index(line, "["):]), &vals); err != nil || len(vals) == 0 {

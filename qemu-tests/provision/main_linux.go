@@ -1,23 +1,33 @@
 // Command provision is the init of a test-only helper initrd: fs-verity can
-// only be enabled by a kernel that has it, so the QEMU tests build the root
-// disk on the host and boot this once to seal every object and image.
+// only be enabled by a kernel that has it, so the QEMU tests stage an
+// unsealed object store on the root disk (/provision/{objects,images}) and
+// boot this once to add every object and image to the real store at
+// /composefs with the store's own code (copy, fs-verity enable, the kernel's
+// digest checked against ours), check the result with the store's fsck, and
+// remove the staging copy.
 //
-// Kernel command line: provision.skip=images leaves the images unsealed
-// (for the "image without fs-verity" scenario).
+// Kernel command line: provision.skip=images copies the images without
+// sealing them (for the "image without fs-verity" scenario).
 package main
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"cfsboot/gen/store"
 	"cfsboot/initramfs/modload"
 	"cfsboot/verity"
+)
+
+const (
+	staging  = "/mnt/provision"
+	storeDir = "/mnt/composefs"
 )
 
 func main() {
@@ -41,7 +51,7 @@ func run() error {
 		return err
 	}
 	cmdline, _ := os.ReadFile("/proc/cmdline")
-	skipImages := strings.Contains(string(cmdline), "provision.skip=images")
+	sealImages := !slices.Contains(strings.Fields(string(cmdline)), "provision.skip=images")
 	var err error
 	for i := 0; i < 100; i++ {
 		if _, err = os.Stat("/dev/vda"); err == nil {
@@ -56,31 +66,88 @@ func run() error {
 	if err := unix.Mount("/dev/vda", "/mnt", "ext4", 0, ""); err != nil {
 		return fmt.Errorf("mount /dev/vda: %w", err)
 	}
-	sealed := 0
-	err = filepath.WalkDir("/mnt/composefs", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		if skipImages && strings.Contains(p, "/images/") {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := verity.Enable(int(f.Fd())); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		sealed++
-		return nil
-	})
+	st, err := store.Open(storeDir)
 	if err != nil {
 		return err
 	}
-	if err := unix.Unmount("/mnt", 0); err != nil {
+	if err := st.RequireProtected(); err != nil {
 		return err
 	}
-	fmt.Printf("PROVISIONED %d files\n", sealed)
+	objects, err := addObjects(st)
+	if err != nil {
+		return err
+	}
+	images, err := addImages(st, sealImages)
+	if err != nil {
+		return err
+	}
+	if sealImages {
+		problems, err := st.Fsck()
+		if err != nil {
+			return err
+		}
+		if len(problems) > 0 {
+			return fmt.Errorf("store fsck after provisioning: %v", problems)
+		}
+	}
+	if err := os.RemoveAll(staging); err != nil {
+		return err
+	}
+	if err := unix.Unmount("/mnt", 0); err != nil {
+		return fmt.Errorf("unmount /mnt: %w", err)
+	}
+	fmt.Printf("PROVISIONED %d objects and %d images\n", objects, images)
 	return nil
+}
+
+// addObjects adds each staged object to the store, which seals it and
+// checks the kernel's fs-verity digest against the one it computed.
+func addObjects(st *store.Store) (int, error) {
+	paths, err := filepath.Glob(filepath.Join(staging, "objects", "*", "*"))
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range paths {
+		d, err := st.AddObject(p)
+		if err != nil {
+			return 0, err
+		}
+		if got := st.ObjectPath(d); got != filepath.Join(storeDir, strings.TrimPrefix(p, staging)) {
+			return 0, fmt.Errorf("staged object %s was stored as %s", p, got)
+		}
+	}
+	return len(paths), nil
+}
+
+// addImages adds each staged image through the store (sealed) or, when
+// sealImages is false, writes it under its name without fs-verity.
+func addImages(st *store.Store, sealImages bool) (int, error) {
+	paths, err := filepath.Glob(filepath.Join(staging, "images", "*"))
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return 0, err
+		}
+		name, err := verity.ParseDigest(filepath.Base(p))
+		if err != nil {
+			return 0, fmt.Errorf("staged image %s: %w", p, err)
+		}
+		if !sealImages {
+			if err := os.WriteFile(st.ImagePath(name), data, 0o644); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		d, err := st.AddImage(data)
+		if err != nil {
+			return 0, err
+		}
+		if d != name {
+			return 0, fmt.Errorf("staged image %s has fs-verity digest %s", p, d)
+		}
+	}
+	return len(paths), nil
 }

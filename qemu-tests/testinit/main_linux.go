@@ -1,10 +1,10 @@
 // Command testinit is /sbin/init of the QEMU tests' composefs image. It
 // reports, in "TESTINIT key: value" lines, what the booted root looks like,
-// then powers off.
+// then powers off. With testinit.fsck on the kernel command line it also
+// checks the object store on /sysroot.
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,10 +12,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"cfsboot/gen/store"
 )
 
 func report(key string, format string, args ...any) {
@@ -28,7 +31,7 @@ func main() {
 	if err := unix.Statfs("/", &st); err == nil {
 		report("root fstype", "%s", map[int64]string{unix.OVERLAYFS_SUPER_MAGIC: "overlay"}[int64(st.Type)])
 	}
-	report("root options", "%s", rootOptions())
+	report("root mountinfo", "%s", rootMountinfo())
 	if err := os.WriteFile("/etc/testinit-written", []byte("ok\n"), 0o644); err != nil {
 		report("etc writable", "no: %v", err)
 	} else {
@@ -51,6 +54,9 @@ func main() {
 	}
 	if _, err := os.Stat("/sysroot/composefs/images"); err == nil {
 		report("sysroot", "yes")
+	}
+	if cmdline, _ := os.ReadFile("/proc/cmdline"); slices.Contains(strings.Fields(string(cmdline)), "testinit.fsck") {
+		fsckStore("/sysroot/composefs")
 	}
 	if _, err := os.Stat("/run/log/systemd/tpm2-measure.log"); err == nil {
 		report("measure log", "yes")
@@ -80,22 +86,39 @@ func runCfsboot(key string, args ...string) {
 	}
 }
 
-// rootOptions returns the mount options of / from mountinfo.
-func rootOptions() string {
-	f, err := os.Open("/proc/self/mountinfo")
+// rootMountinfo returns the /proc/self/mountinfo line of the mount on /
+// (the last one: the one on top), for the test to parse.
+func rootMountinfo() string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return err.Error()
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	opts := ""
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && fields[4] == "/" {
-			opts = fields[len(fields)-1]
+	line := "none"
+	for _, l := range strings.Split(string(data), "\n") {
+		if fields := strings.Fields(l); len(fields) > 4 && fields[4] == "/" {
+			line = l
 		}
 	}
-	return opts
+	return line
+}
+
+// fsckStore reports each problem the store's own check finds in the
+// booted system's object store (where the kernel measures every file).
+func fsckStore(dir string) {
+	st, err := store.Open(dir)
+	if err != nil {
+		report("store fsck", "error: %v", err)
+		return
+	}
+	problems, err := st.Fsck()
+	for _, p := range problems {
+		report("store problem", "%s", p)
+	}
+	if err != nil {
+		report("store fsck", "error: %v", err)
+		return
+	}
+	report("store fsck", "%d problems, fs-verity protected: %v", len(problems), st.Protected())
 }
 
 func bumpCounter(path string) int {
