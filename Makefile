@@ -4,6 +4,9 @@
 #   make bench  throughput benchmarks (not part of make test)
 SHELL := /bin/bash
 CACHE ?= $(CURDIR)/.cache
+# Downloads (the VM kernel and stub debs, the Debian root) live outside the
+# clone so that they survive fresh clones; .cache/ links to them.
+DOWNLOADS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/cfsboot
 BIN   ?= $(CURDIR)/bin
 GO    ?= go
 export GOFLAGS ?= -mod=mod
@@ -55,6 +58,8 @@ deps:
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@mkdir -p $(CACHE) $(DOWNLOADS)/debian $(DOWNLOADS)/debian-root
+	@for d in debian debian-root; do [ -e $(CACHE)/$$d ] || ln -s $(DOWNLOADS)/$$d $(CACHE)/$$d; done
 	@qemu-tests/fetch-debs.sh $(CACHE)/debian 'linux-image-6\.12\..*-cloud-amd64$$' 'systemd-boot-efi$$' >/dev/null
 
 test: deps test-unit test-qemu

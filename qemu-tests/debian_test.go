@@ -110,7 +110,7 @@ func buildDebian(t *testing.T) (*DebianRoot, error) {
 	run(t, "cp", fx.CfsbootBin, filepath.Join(root, "usr/bin/cfsboot"))
 
 	staging := filepath.Join(dir, "staging")
-	st, err := store.Open(filepath.Join(staging, "composefs"))
+	st, err := store.Open(filepath.Join(staging, "provision"))
 	if err != nil {
 		return nil, err
 	}
@@ -122,12 +122,8 @@ func buildDebian(t *testing.T) (*DebianRoot, error) {
 	if d.Digest, _, err = st.Commit(tr, erofs.DefaultOptions()); err != nil {
 		return nil, err
 	}
-	run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "verity", "-L", "cfsroot", "-d", staging, d.disk, "1G")
-	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.Provision, Disk: d.disk})
-	vm.WaitFor(`PROVISIONED \d+ files|PROVISION FAILED`)
-	vm.WaitExit()
-	if vm.Has("PROVISION FAILED") {
-		return nil, fmt.Errorf("provisioning VM failed:\n%s", vm.tail(20))
+	if err := fx.provisionDisk(t, staging, d.disk, "1G", ""); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -148,6 +144,7 @@ func TestDebianBoot(t *testing.T) {
 		Append: cmdline(d.Digest.String())})
 	vm.WaitFor(`cfsboot: composefs image ` + d.Digest.String() + ` verified`)
 	state := vm.WaitFor(`CHECK state: `)
+	root := vm.WaitFor(`CHECK root: `)
 	vm.WaitFor(`CHECK done`)
 	vm.WaitExit()
 	var failed []string
@@ -159,7 +156,6 @@ func TestDebianBoot(t *testing.T) {
 	if !strings.HasSuffix(state, "running") {
 		t.Errorf("systemd says %q; failed units: %v", state, failed)
 	}
-	root := vm.WaitFor(`CHECK root: `)
 	for _, want := range []string{"composefs", "overlay", "verity=require"} {
 		if !strings.Contains(root, want) {
 			t.Errorf("root mount %q lacks %s", root, want)

@@ -182,18 +182,25 @@ func (f *Fixture) Disk(t testing.TB, kind string) string {
 
 func (f *Fixture) provision(t testing.TB, kind string) (string, error) {
 	disk := filepath.Join(f.Dir, "disk-"+kind+".img")
-	run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "verity", "-L", "cfsroot", "-d", filepath.Join(f.Dir, "staging"), disk, "128M")
 	appendLine := ""
 	if kind == "unsealed-image" {
 		appendLine = "provision.skip=images"
 	}
+	return disk, f.provisionDisk(t, filepath.Join(f.Dir, "staging"), disk, "128M", appendLine)
+}
+
+// provisionDisk makes an ext4 (-O verity) root disk from a staging tree
+// whose provision/ holds an unsealed store, and boots the provisioning VM
+// to add it, sealed, to the disk's real store.
+func (f *Fixture) provisionDisk(t testing.TB, staging, disk, size, appendLine string) error {
+	run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "verity", "-L", "cfsroot", "-d", staging, disk, size)
 	vm := Boot(t, f.Kernel, VMOptions{Initrd: f.Provision, Disk: disk, Append: appendLine})
-	vm.WaitFor(`PROVISIONED \d+ objects and 2 images|PROVISION FAILED`)
+	vm.WaitFor(`PROVISIONED \d+ objects and \d+ images|PROVISION FAILED`)
 	vm.WaitExit()
 	if vm.Has("PROVISION FAILED") {
-		return "", fmt.Errorf("provisioning VM failed:\n%s", vm.tail(20))
+		return fmt.Errorf("provisioning VM failed:\n%s", vm.tail(20))
 	}
-	return disk, nil
+	return nil
 }
 
 // CorruptFile flips a byte of the file at path (inside the ext4 disk) on
