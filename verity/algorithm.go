@@ -134,6 +134,9 @@ func (d Digest) Sum() Sum {
 	return s
 }
 
+// Digest returns s as a SHA-256 Digest; ok is false for other algorithms.
+func (s Sum) Digest() (d Digest, ok bool) { return s.sha256(), s.alg == SHA256 }
+
 // sha256 returns the first 32 bytes: the Digest of a SHA-256 Sum.
 func (s Sum) sha256() Digest {
 	var d Digest

@@ -118,6 +118,12 @@ func TestSum(t *testing.T) {
 	if d.Sum() != SHA256.ComputeBytes([]byte("x")) {
 		t.Error("Digest.Sum differs from the SHA-256 Sum")
 	}
+	if back, ok := d.Sum().Digest(); !ok || back != d {
+		t.Error("Sum.Digest does not give the SHA-256 digest back")
+	}
+	if _, ok := SHA512.ComputeBytes(nil).Digest(); ok {
+		t.Error("Sum.Digest converted a SHA-512 digest")
+	}
 	// Same bytes, other algorithm: never equal.
 	short, _ := NewSum(SHA256, make([]byte, 32))
 	long, _ := NewSum(SHA512, make([]byte, 64))
