@@ -173,11 +173,11 @@ func ParseSumAlgorithm(alg Algorithm, s string) (Sum, error) {
 		return Sum{}, fmt.Errorf("unknown fs-verity hash algorithm %d", uint8(alg))
 	}
 	if len(s) != 2*alg.Size() {
-		return Sum{}, fmt.Errorf("fs-verity %s digest %q: want %d hex digits, got %d", alg, s, 2*alg.Size(), len(s))
+		return Sum{}, fmt.Errorf("fs-verity digest %q: want %d hex digits (%s), got %d", s, 2*alg.Size(), alg, len(s))
 	}
 	r := Sum{alg: alg}
 	if _, err := hex.Decode(r.b[:], []byte(s)); err != nil {
-		return Sum{}, fmt.Errorf("fs-verity %s digest %q: %w", alg, s, err)
+		return Sum{}, fmt.Errorf("fs-verity digest %q: %w", s, err)
 	}
 	return r, nil
 }
