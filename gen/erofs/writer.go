@@ -628,7 +628,7 @@ func (w *imageWriter) write(root *inode) []byte {
 	b.u32(w.minNsec)
 	b.u32(uint32(w.dataStart/blockSize + w.nDataBlocks))
 	b.u32(uint32((superOffset + superSize) / blockSize)) // meta_blkaddr
-	b.u32(uint32(w.xattrBlkaddr()))
+	b.u32(uint32(w.xattrBlkaddr()))                      // xattr_blkaddr
 	b.zeros(superOffset + superSize - b.len())
 	w.currentBlock = w.dataStart / blockSize
 	for _, in := range w.inodes {
