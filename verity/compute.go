@@ -1,7 +1,6 @@
 package verity
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"hash"
@@ -15,42 +14,42 @@ import (
 // this package computes): 4096 bytes, no salt.
 const BlockSize = 4096
 
-const hashesPerBlock = BlockSize / sha256.Size
-
 // builder hashes a stream of data block digests up the Merkle tree with one
 // partial block buffer per level, so memory stays bounded by the tree height.
 type builder struct {
 	h       hash.Hash
+	size    int      // digest size
 	levels  [][]byte // levels[i]: the hash block being filled at level i
 	nblocks []uint64 // completed blocks per level
-	first   [sha256.Size]byte
+	first   [MaxSize]byte
+	scratch [MaxSize]byte
 	n       uint64 // data blocks seen
 }
 
-func newBuilder() *builder { return &builder{h: sha256.New()} }
+func newBuilder(alg Algorithm) *builder { return &builder{h: alg.newHash(), size: alg.Size()} }
 
-func (b *builder) sum(block []byte) (out [sha256.Size]byte) {
+// sum hashes block into b.scratch; push copies it out before the next sum.
+func (b *builder) sum(block []byte) []byte {
 	b.h.Reset()
 	b.h.Write(block)
-	b.h.Sum(out[:0])
-	return out
+	return b.h.Sum(b.scratch[:0])
 }
 
 // addDataHash appends the digest of the next data block.
-func (b *builder) addDataHash(d [sha256.Size]byte) {
+func (b *builder) addDataHash(d []byte) {
 	if b.n == 0 {
-		b.first = d
+		copy(b.first[:], d)
 	}
 	b.n++
 	b.push(0, d)
 }
 
-func (b *builder) push(level int, d [sha256.Size]byte) {
+func (b *builder) push(level int, d []byte) {
 	for level >= len(b.levels) {
 		b.levels = append(b.levels, make([]byte, 0, BlockSize))
 		b.nblocks = append(b.nblocks, 0)
 	}
-	b.levels[level] = append(b.levels[level], d[:]...)
+	b.levels[level] = append(b.levels[level], d...)
 	if len(b.levels[level]) == BlockSize {
 		sum := b.sum(b.levels[level])
 		b.levels[level] = b.levels[level][:0]
@@ -60,13 +59,14 @@ func (b *builder) push(level int, d [sha256.Size]byte) {
 }
 
 // root finishes the tree: each level's partial block is zero-padded and
-// hashed into the next until a level consists of a single block.
-func (b *builder) root() [sha256.Size]byte {
+// hashed into the next until a level consists of a single block. An empty
+// file's root is all zeros.
+func (b *builder) root() []byte {
 	switch b.n {
 	case 0:
-		return [sha256.Size]byte{}
+		return make([]byte, b.size)
 	case 1:
-		return b.first
+		return b.first[:b.size]
 	}
 	for level := 0; ; level++ {
 		partial := len(b.levels[level]) > 0
@@ -80,27 +80,31 @@ func (b *builder) root() [sha256.Size]byte {
 			b.push(level+1, sum)
 		}
 		if total == 1 {
-			var r [sha256.Size]byte
-			copy(r[:], b.levels[level+1][:sha256.Size])
-			return r
+			return b.levels[level+1][:b.size]
 		}
 	}
 }
 
-// descriptorDigest returns SHA-256 of the 256-byte fsverity_descriptor.
-func descriptorDigest(size uint64, root [sha256.Size]byte) Digest {
+// descriptorDigest returns the digest of the 256-byte fsverity_descriptor:
+// the file's fs-verity digest.
+func descriptorDigest(alg Algorithm, size uint64, root []byte) Sum {
 	var desc [256]byte
-	desc[0] = 1  // version
-	desc[1] = 1  // FS_VERITY_HASH_ALG_SHA256
-	desc[2] = 12 // log2(BlockSize)
+	desc[0] = 1 // version
+	desc[1] = byte(alg)
+	desc[2] = logBlockSize
 	// desc[3] salt_size = 0, desc[4:8] reserved
 	binary.LittleEndian.PutUint64(desc[8:16], size)
-	copy(desc[16:], root[:])
-	return Digest(sha256.Sum256(desc[:]))
+	copy(desc[16:16+MaxSize], root)
+	h := alg.newHash()
+	h.Write(desc[:])
+	s := Sum{alg: alg}
+	h.Sum(s.b[:0])
+	return s
 }
 
-// hashDataBlock hashes one data block, zero-padding a short final block.
-func hashDataBlock(h hash.Hash, block []byte, out *[sha256.Size]byte) {
+// hashDataBlock hashes one data block into out (which has room for the
+// digest), zero-padding a short final block.
+func hashDataBlock(h hash.Hash, block []byte, out []byte) {
 	h.Reset()
 	h.Write(block)
 	if len(block) < BlockSize {
@@ -113,39 +117,42 @@ var zeroBlock [BlockSize]byte
 
 // Compute returns the fs-verity digest of everything r yields, reading one
 // block at a time.
-func Compute(r io.Reader) (Digest, error) {
-	b := newBuilder()
-	h := sha256.New()
+func (a Algorithm) Compute(r io.Reader) (Sum, error) {
+	if !a.Valid() {
+		return Sum{}, fmt.Errorf("unknown fs-verity hash algorithm %d", uint8(a))
+	}
+	b := newBuilder(a)
+	h := a.newHash()
 	buf := make([]byte, BlockSize)
+	d := make([]byte, a.Size())
 	var size uint64
-	var d [sha256.Size]byte
 	for {
 		n, err := io.ReadFull(r, buf)
 		if n > 0 {
 			size += uint64(n)
-			hashDataBlock(h, buf[:n], &d)
+			hashDataBlock(h, buf[:n], d)
 			b.addDataHash(d)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
 		if err != nil {
-			return Digest{}, err
+			return Sum{}, err
 		}
 	}
-	return descriptorDigest(size, b.root()), nil
+	return descriptorDigest(a, size, b.root()), nil
 }
 
 // ComputeBytes returns the fs-verity digest of data.
-func ComputeBytes(data []byte) Digest {
-	b := newBuilder()
-	h := sha256.New()
-	var d [sha256.Size]byte
+func (a Algorithm) ComputeBytes(data []byte) Sum {
+	b := newBuilder(a)
+	h := a.newHash()
+	d := make([]byte, a.Size())
 	for off := 0; off < len(data); off += BlockSize {
-		hashDataBlock(h, data[off:min(off+BlockSize, len(data))], &d)
+		hashDataBlock(h, data[off:min(off+BlockSize, len(data))], d)
 		b.addDataHash(d)
 	}
-	return descriptorDigest(uint64(len(data)), b.root())
+	return descriptorDigest(a, uint64(len(data)), b.root())
 }
 
 // parallelThreshold is the file size from which hashing the data level on
@@ -154,47 +161,48 @@ const parallelThreshold = 4 << 20
 
 // ComputeFile returns the fs-verity digest of the file at path. Large files
 // have their data blocks hashed on all cores; the tree above is cheap.
-func ComputeFile(path string) (Digest, error) {
+func (a Algorithm) ComputeFile(path string) (Sum, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return Digest{}, err
+		return Sum{}, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return Digest{}, err
+		return Sum{}, err
 	}
 	if !st.Mode().IsRegular() {
-		return Digest{}, fmt.Errorf("%s: not a regular file", path)
+		return Sum{}, fmt.Errorf("%s: not a regular file", path)
 	}
-	d, err := ComputeReaderAt(f, st.Size())
+	s, err := a.ComputeReaderAt(f, st.Size())
 	if err != nil {
-		return Digest{}, fmt.Errorf("%s: %w", path, err)
+		return Sum{}, fmt.Errorf("%s: %w", path, err)
 	}
-	return d, nil
+	return s, nil
 }
 
 // ComputeReaderAt returns the fs-verity digest of the first size bytes of r.
 // Large inputs have their data blocks hashed on all cores, one bounded window
 // at a time, so memory stays constant for multi-GiB files.
-func ComputeReaderAt(r io.ReaderAt, size int64) (Digest, error) {
+func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 	workers := runtime.GOMAXPROCS(0)
 	if size < parallelThreshold || workers < 2 {
-		return Compute(io.NewSectionReader(r, 0, size))
+		return a.Compute(io.NewSectionReader(r, 0, size))
 	}
 	const (
 		chunkBlocks  = 256              // one worker's unit: 1 MiB of data
 		windowBlocks = 64 * chunkBlocks // hashes kept between tree updates
 	)
+	dsize := int64(a.Size())
 	nblocks := (size + BlockSize - 1) / BlockSize
-	hashes := make([][sha256.Size]byte, windowBlocks)
+	hashes := make([]byte, windowBlocks*dsize)
 	bufs := make([][]byte, workers)
 	hs := make([]hash.Hash, workers)
 	for w := range bufs {
 		bufs[w] = make([]byte, chunkBlocks*BlockSize)
-		hs[w] = sha256.New()
+		hs[w] = a.newHash()
 	}
-	b := newBuilder()
+	b := newBuilder(a)
 	for win := int64(0); win < nblocks; win += windowBlocks {
 		winEnd := min(win+windowBlocks, nblocks)
 		next := make(chan int64, (winEnd-win)/chunkBlocks+1)
@@ -216,7 +224,8 @@ func ComputeReaderAt(r io.ReaderAt, size int64) (Digest, error) {
 						return
 					}
 					for i := int64(0); i*BlockSize < n; i++ {
-						hashDataBlock(hs[w], bufs[w][i*BlockSize:min((i+1)*BlockSize, n)], &hashes[first-win+i])
+						at := (first - win + i) * dsize
+						hashDataBlock(hs[w], bufs[w][i*BlockSize:min((i+1)*BlockSize, n)], hashes[at:at+dsize])
 					}
 				}
 			}(w)
@@ -224,12 +233,34 @@ func ComputeReaderAt(r io.ReaderAt, size int64) (Digest, error) {
 		wg.Wait()
 		for _, err := range errs {
 			if err != nil {
-				return Digest{}, err
+				return Sum{}, err
 			}
 		}
 		for i := int64(0); i < winEnd-win; i++ {
-			b.addDataHash(hashes[i])
+			b.addDataHash(hashes[i*dsize : (i+1)*dsize])
 		}
 	}
-	return descriptorDigest(uint64(size), b.root()), nil
+	return descriptorDigest(a, uint64(size), b.root()), nil
+}
+
+// Compute returns the fs-verity SHA-256 digest of everything r yields.
+func Compute(r io.Reader) (Digest, error) {
+	s, err := SHA256.Compute(r)
+	return s.sha256(), err
+}
+
+// ComputeBytes returns the fs-verity SHA-256 digest of data.
+func ComputeBytes(data []byte) Digest { return SHA256.ComputeBytes(data).sha256() }
+
+// ComputeFile returns the fs-verity SHA-256 digest of the file at path.
+func ComputeFile(path string) (Digest, error) {
+	s, err := SHA256.ComputeFile(path)
+	return s.sha256(), err
+}
+
+// ComputeReaderAt returns the fs-verity SHA-256 digest of the first size
+// bytes of r.
+func ComputeReaderAt(r io.ReaderAt, size int64) (Digest, error) {
+	s, err := SHA256.ComputeReaderAt(r, size)
+	return s.sha256(), err
 }

@@ -1,12 +1,11 @@
-// Package verity computes and enforces fs-verity SHA-256 digests: the
-// userspace Merkle tree digest (4096-byte blocks, no salt) that the kernel's
-// FS_IOC_MEASURE_VERITY reports, and the enable/measure ioctls.
+// Package verity computes and enforces fs-verity digests (SHA-256 and
+// SHA-512): the userspace Merkle tree digest (4096-byte blocks, no salt) that
+// the kernel's FS_IOC_MEASURE_VERITY reports, and the enable/measure ioctls.
+// Digest is the SHA-256 digest most of cfsboot uses; Sum carries either
+// algorithm.
 package verity
 
-import (
-	"encoding/hex"
-	"fmt"
-)
+import "encoding/hex"
 
 // Size is the length of a SHA-256 fs-verity digest in bytes.
 const Size = 32
@@ -21,12 +20,6 @@ func (d Digest) String() string { return hex.EncodeToString(d[:]) }
 
 // ParseDigest parses 64 hex digits (either case) into a Digest.
 func ParseDigest(s string) (Digest, error) {
-	var d Digest
-	if len(s) != 2*Size {
-		return d, fmt.Errorf("fs-verity digest %q: want %d hex digits, got %d", s, 2*Size, len(s))
-	}
-	if _, err := hex.Decode(d[:], []byte(s)); err != nil {
-		return d, fmt.Errorf("fs-verity digest %q: %w", s, err)
-	}
-	return d, nil
+	sum, err := ParseSumAlgorithm(SHA256, s)
+	return sum.sha256(), err
 }

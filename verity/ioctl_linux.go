@@ -17,13 +17,21 @@ var (
 	ErrNotEnabled = errors.New("file does not have fs-verity enabled")
 )
 
-// Enable turns on fs-verity (SHA-256, 4096-byte blocks, no salt, no
+// Enable turns on fs-verity with SHA-256 for the file open at fd; see
+// EnableAlgorithm.
+func Enable(fd int) error { return EnableAlgorithm(fd, SHA256) }
+
+// EnableAlgorithm turns on fs-verity (alg, 4096-byte blocks, no salt, no
 // signature) for the file open at fd. The file must be open read-only and
-// have no writers. Enabling an already-protected file is not an error.
-func Enable(fd int) error {
+// have no writers. Enabling an already-protected file is not an error, even
+// with another algorithm: callers compare what Measure reports.
+func EnableAlgorithm(fd int, alg Algorithm) error {
+	if !alg.Valid() {
+		return fmt.Errorf("enable fs-verity: unknown hash algorithm %d", uint8(alg))
+	}
 	arg := unix.FsverityEnableArg{
 		Version:        1,
-		Hash_algorithm: unix.FS_VERITY_HASH_ALG_SHA256,
+		Hash_algorithm: uint32(alg),
 		Block_size:     BlockSize,
 	}
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.FS_IOC_ENABLE_VERITY, uintptr(unsafe.Pointer(&arg)))
@@ -35,36 +43,50 @@ func Enable(fd int) error {
 	case unix.ETXTBSY:
 		return fmt.Errorf("enable fs-verity: file is open for writing: %w", errno)
 	default:
-		return fmt.Errorf("enable fs-verity: %w", errno)
+		return fmt.Errorf("enable fs-verity (%s): %w", alg, errno)
 	}
 }
 
-// measureArg is struct fsverity_digest with room for a SHA-256 digest.
+// measureArg is struct fsverity_digest with room for the largest digest.
 type measureArg struct {
 	alg  uint16
 	size uint16
-	d    [64]byte // the kernel may report up to SHA-512
+	d    [MaxSize]byte
 }
 
-// Measure returns the fs-verity digest the kernel holds for the file open at
-// fd: the value it enforces on every read, so it can be trusted where a
-// userspace hash of the content could race with a writer.
-func Measure(fd int) (Digest, error) {
-	arg := measureArg{size: uint16(len(measureArg{}.d))}
+// MeasureSum returns the fs-verity digest the kernel holds for the file open
+// at fd, with the algorithm the file was sealed with: the value the kernel
+// enforces on every read, so it can be trusted where a userspace hash of the
+// content could race with a writer. Compare the whole Sum (algorithm and
+// digest) with the expected one.
+func MeasureSum(fd int) (Sum, error) {
+	arg := measureArg{size: MaxSize}
 	_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.FS_IOC_MEASURE_VERITY, uintptr(unsafe.Pointer(&arg)))
 	switch errno {
 	case 0:
 	case unix.ENODATA:
-		return Digest{}, ErrNotEnabled
+		return Sum{}, ErrNotEnabled
 	case unix.EOPNOTSUPP, unix.ENOTTY:
-		return Digest{}, ErrNotSupported
+		return Sum{}, ErrNotSupported
 	default:
-		return Digest{}, fmt.Errorf("measure fs-verity: %w", errno)
+		return Sum{}, fmt.Errorf("measure fs-verity: %w", errno)
 	}
-	if arg.alg != unix.FS_VERITY_HASH_ALG_SHA256 || arg.size != Size {
-		return Digest{}, fmt.Errorf("measure fs-verity: hash algorithm %d with %d-byte digest, want SHA-256", arg.alg, arg.size)
+	alg := Algorithm(arg.alg)
+	if uint16(alg) != arg.alg || !alg.Valid() || int(arg.size) != alg.Size() {
+		return Sum{}, fmt.Errorf("measure fs-verity: unknown hash algorithm %d with %d-byte digest", arg.alg, arg.size)
 	}
-	var d Digest
-	copy(d[:], arg.d[:Size])
-	return d, nil
+	return NewSum(alg, arg.d[:arg.size])
+}
+
+// Measure returns the kernel's fs-verity digest for the file open at fd,
+// which must be sealed with SHA-256; see MeasureSum.
+func Measure(fd int) (Digest, error) {
+	s, err := MeasureSum(fd)
+	if err != nil {
+		return Digest{}, err
+	}
+	if s.Algorithm() != SHA256 {
+		return Digest{}, fmt.Errorf("measure fs-verity: file is sealed with %s, want sha256", s.Algorithm())
+	}
+	return s.sha256(), nil
 }

@@ -19,6 +19,14 @@ func TestIoctlsWithoutVerity(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if err := EnableAlgorithm(int(f.Fd()), 9); err == nil || errors.Is(err, ErrNotSupported) {
+		t.Errorf("EnableAlgorithm(9): %v, want an unknown-algorithm error", err)
+	}
+	if err := EnableAlgorithm(int(f.Fd()), SHA512); err == nil {
+		t.Skip("this filesystem supports fs-verity; the not-supported path is not reachable here")
+	} else if !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("EnableAlgorithm(sha512): %v, want ErrNotSupported", err)
+	}
 	if err := Enable(int(f.Fd())); err == nil {
 		if _, err := Measure(int(f.Fd())); err != nil {
 			t.Fatalf("Enable worked but Measure failed: %v", err)
@@ -29,5 +37,8 @@ func TestIoctlsWithoutVerity(t *testing.T) {
 	}
 	if _, err := Measure(int(f.Fd())); !errors.Is(err, ErrNotSupported) && !errors.Is(err, ErrNotEnabled) {
 		t.Fatalf("Measure: %v, want ErrNotSupported or ErrNotEnabled", err)
+	}
+	if _, err := MeasureSum(int(f.Fd())); !errors.Is(err, ErrNotSupported) && !errors.Is(err, ErrNotEnabled) {
+		t.Fatalf("MeasureSum: %v, want ErrNotSupported or ErrNotEnabled", err)
 	}
 }

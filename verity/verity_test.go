@@ -19,7 +19,8 @@ func pattern(n int) []byte {
 var sizes = []int{0, 1, 4095, 4096, 4097, 4096 * 128, 4096*128 + 1, 4096*129 + 7, 1<<20 + 1, 9<<20 + 12345}
 
 // TestAgainstFsverityTool checks every code path (stream, bytes, parallel
-// file) against the fsverity-utils oracle.
+// file) of both algorithms, and the SHA-256 Digest API over them, against the
+// fsverity-utils oracle.
 func TestAgainstFsverityTool(t *testing.T) {
 	tool, err := exec.LookPath("fsverity")
 	if err != nil {
@@ -32,42 +33,137 @@ func TestAgainstFsverityTool(t *testing.T) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(tool, "digest", "--compact", path).Output()
-		if err != nil {
-			t.Fatalf("fsverity digest: %v", err)
-		}
-		want := strings.TrimSpace(string(out))
-		s, err := Compute(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := ComputeFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, got := range map[string]Digest{"Compute": s, "ComputeBytes": ComputeBytes(data), "ComputeFile": f} {
-			if got.String() != want {
-				t.Errorf("size %d: %s = %s, fsverity digest = %s", n, name, got, want)
+		for _, alg := range Algorithms {
+			out, err := exec.Command(tool, "digest", "--compact", "--hash-alg="+alg.String(), path).Output()
+			if err != nil {
+				t.Fatalf("fsverity digest: %v", err)
+			}
+			want := strings.TrimSpace(string(out))
+			s, err := alg.Compute(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := alg.ComputeFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, got := range map[string]Sum{"Compute": s, "ComputeBytes": alg.ComputeBytes(data), "ComputeFile": f} {
+				if got.String() != want || got.Algorithm() != alg {
+					t.Errorf("size %d: %s.%s = %s %s, fsverity digest = %s", n, alg, name, got.Algorithm(), got, want)
+				}
+			}
+			if alg != SHA256 {
+				continue
+			}
+			d, err := ComputeFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, got := range map[string]Digest{"Compute": mustDigest(Compute(bytes.NewReader(data))), "ComputeBytes": ComputeBytes(data), "ComputeFile": d} {
+				if got.String() != want {
+					t.Errorf("size %d: %s = %s, fsverity digest = %s", n, name, got, want)
+				}
 			}
 		}
 	}
+}
+
+func mustDigest(d Digest, err error) Digest {
+	if err != nil {
+		panic(err)
+	}
+	return d
 }
 
 // TestKnownAnswers holds where the fsverity tool is absent; the values were
 // computed with `fsverity digest` (fsverity-utils 1.5).
 func TestKnownAnswers(t *testing.T) {
 	for _, c := range []struct {
+		alg  Algorithm
 		data []byte
 		want string
 	}{
-		{nil, "3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95"},
-		{[]byte("hello\n"), "9c76eecc7b76fcb46199cb27b90cf59a660e10575bb0412128905129d5b1c2aa"},
-		{make([]byte, 1<<20+1), "5ceb20530731a1a1cea6a4badc2fabecc8b9f15481657e1eb8fab82d8b2f2268"},
+		{SHA256, nil, "3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95"},
+		{SHA256, []byte("hello\n"), "9c76eecc7b76fcb46199cb27b90cf59a660e10575bb0412128905129d5b1c2aa"},
+		{SHA256, make([]byte, 1<<20+1), "5ceb20530731a1a1cea6a4badc2fabecc8b9f15481657e1eb8fab82d8b2f2268"},
+		{SHA512, nil, "ccf9e5aea1c2a64efa2f2354a6024b90dffde6bbc017825045dce374474e13d10adb9dadcc6ca8e17a3c075fbd31336e8f266ae6fa93a6c3bed66f9e784e5abf"},
+		{SHA512, []byte("hello\n"), "21fe275216d7dafb8afa8f8257ae96215b74c1dad980238e6fdbbd0c41a44adb8d3e1f95c7e3dad3e25037369d1c87dd107ceb7eb9c9c868eb2b18b57ddd4125"},
+		{SHA512, make([]byte, 1<<20+1), "7ffd0fffb514d4ecb064c9ad2fd83fe651cbaca6baad420e015c7061d53fe1fac7fc78c116620152963af985bf28f0309b94bdb365af164a825dfca9625fdc6a"},
 	} {
-		if got := ComputeBytes(c.data).String(); got != c.want {
-			t.Errorf("%d bytes: %s, want %s", len(c.data), got, c.want)
+		if got := c.alg.ComputeBytes(c.data).String(); got != c.want {
+			t.Errorf("%s of %d bytes: %s, want %s", c.alg, len(c.data), got, c.want)
 		}
 	}
+}
+
+func TestSum(t *testing.T) {
+	for _, alg := range Algorithms {
+		s := alg.ComputeBytes([]byte("x"))
+		back, err := ParseSum(strings.ToUpper(s.String()))
+		if err != nil || back != s {
+			t.Fatalf("%s round trip: %v %v", alg, back, err)
+		}
+		if len(s.Bytes()) != alg.Size() || len(s.String()) != 2*alg.Size() {
+			t.Errorf("%s: %d bytes, %d hex digits", alg, len(s.Bytes()), len(s.String()))
+		}
+		again, err := NewSum(alg, s.Bytes())
+		if err != nil || again != s {
+			t.Errorf("%s NewSum: %v %v", alg, again, err)
+		}
+		if spec, err := ParseSpec(alg.Spec()); err != nil || spec != alg {
+			t.Errorf("%s spec %q: %v %v", alg, alg.Spec(), spec, err)
+		}
+	}
+	d := ComputeBytes([]byte("x"))
+	if d.Sum() != SHA256.ComputeBytes([]byte("x")) {
+		t.Error("Digest.Sum differs from the SHA-256 Sum")
+	}
+	if back, ok := d.Sum().Digest(); !ok || back != d {
+		t.Error("Sum.Digest does not give the SHA-256 digest back")
+	}
+	if _, ok := SHA512.ComputeBytes(nil).Digest(); ok {
+		t.Error("Sum.Digest converted a SHA-512 digest")
+	}
+	// Same bytes, other algorithm: never equal.
+	short, _ := NewSum(SHA256, make([]byte, 32))
+	long, _ := NewSum(SHA512, make([]byte, 64))
+	if short == long || short.IsZero() || !(Sum{}).IsZero() {
+		t.Error("Sum equality ignores the algorithm")
+	}
+	if _, err := ParseSumAlgorithm(SHA512, d.String()); err == nil {
+		t.Error("a sha256-length digest parsed as sha512")
+	}
+	for _, bad := range []string{"", "abc", strings.Repeat("g", 64), strings.Repeat("a", 63), strings.Repeat("a", 96), strings.Repeat("a", 127), strings.Repeat("a", 129), strings.Repeat("z", 128)} {
+		if _, err := ParseSum(bad); err == nil {
+			t.Errorf("ParseSum(%q) accepted", bad)
+		}
+	}
+	if _, err := NewSum(SHA512, make([]byte, 32)); err == nil {
+		t.Error("NewSum accepted a short sha512")
+	}
+	if _, err := NewSum(3, make([]byte, 32)); err == nil {
+		t.Error("NewSum accepted algorithm 3")
+	}
+	for _, bad := range []string{"sha512", "sha512-13", "sha1-12", "sha256-012", "-12", "sha256-12-"} {
+		if _, err := ParseSpec(bad); err == nil {
+			t.Errorf("ParseSpec(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseSum(f *testing.F) {
+	f.Add(strings.Repeat("ab", 32))
+	f.Add(strings.Repeat("CD", 64))
+	f.Add("xyz")
+	f.Fuzz(func(t *testing.T, s string) {
+		sum, err := ParseSum(s)
+		if err != nil {
+			return
+		}
+		if !strings.EqualFold(sum.String(), s) || sum.Algorithm().Size()*2 != len(s) {
+			t.Fatalf("ParseSum(%q) = %s %s", s, sum.Algorithm(), sum)
+		}
+	})
 }
 
 func TestParseDigest(t *testing.T) {

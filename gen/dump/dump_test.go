@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"cfsboot/gen/dump"
+	"cfsboot/verity"
 )
 
 const good = `/ 4096 40755 2 0 0 0 1700000000.0 - - -
@@ -14,6 +15,7 @@ const good = `/ 4096 40755 2 0 0 0 1700000000.0 - - -
 /hard 0 @100644 0 0 0 0 0.0 /file - -
 /dev 0 20644 1 0 0 259 1700000000.0 - - -
 /ext 9000 100644 1 0 0 0 1700000000.0 ab/cdef - 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+/ext512 9000 100644 1 0 0 0 1700000000.0 01/23 - 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 `
 
 func TestRoundTrip(t *testing.T) {
@@ -37,6 +39,13 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if h := again.Lookup("hard"); h == nil || h.Target() != again.Lookup("file") {
 		t.Fatal("hard link not resolved")
+	}
+	// 64 hex digits are a SHA-256 Digest, 128 a SHA-512 Verity sum.
+	if e := again.Lookup("ext"); e.Digest == nil || !e.Verity.IsZero() {
+		t.Errorf("sha256 digest: %v %v", e.Digest, e.Verity)
+	}
+	if e := again.Lookup("ext512"); e.Digest != nil || e.Verity.Algorithm() != verity.SHA512 {
+		t.Errorf("sha512 digest: %v %v", e.Digest, e.Verity)
 	}
 }
 
@@ -77,6 +86,7 @@ func TestRejects(t *testing.T) {
 		"short hex":          {root + "/a\\x4 0 100644 1 0 0 0 0.0 - - -\n", "hex"},
 		"content size":       {root + "/a 3 100644 1 0 0 0 0.0 - ab -\n", "does not match size"},
 		"bad digest":         {root + "/a 0 100644 1 0 0 0 0.0 - - xyz\n", "fs-verity digest"},
+		"96-digit digest":    {root + "/a 0 100644 1 0 0 0 0.0 - - " + strings.Repeat("a", 96) + "\n", "fs-verity digest"},
 		"xattr without =":    {root + "/a 0 100644 1 0 0 0 0.0 - - - user.a\n", "missing '='"},
 		"empty xattr name":   {root + "/a 0 100644 1 0 0 0 0.0 - - - =v\n", "invalid xattr name"},
 		"empty symlink":      {root + "/l 0 120777 1 0 0 0 0.0 - - -\n", "symlink without a target"},

@@ -233,11 +233,16 @@ func (p *parser) inode(node *tree.Node, f [nFixedFields][]byte, xattrs []byte) e
 	}
 	// An empty digest field counts as absent: the reference ignores it.
 	if hasDigest && len(digestHex) > 0 {
-		d, err := verity.ParseDigest(string(digestHex))
+		// 64 hex digits are SHA-256 (Digest), 128 SHA-512 (Verity).
+		d, err := verity.ParseSum(string(digestHex))
 		if err != nil {
 			return err
 		}
-		node.Digest = &d
+		if sha256, ok := d.Digest(); ok {
+			node.Digest = &sha256
+		} else {
+			node.Verity = d
+		}
 	}
 	if len(xattrs) > maxXattrLineLen {
 		return errors.New("too many xattrs")

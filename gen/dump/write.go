@@ -53,8 +53,8 @@ func writeNode(w *bufio.Writer, n *tree.Node) {
 	} else {
 		w.WriteByte('-')
 	}
-	if t.Digest != nil {
-		w.WriteString(" " + t.Digest.String())
+	if d, ok := t.FileDigest(); ok {
+		w.WriteString(" " + d.String())
 	} else {
 		w.WriteString(" -")
 	}

@@ -50,7 +50,9 @@ const (
 	ftSymlink
 )
 
-// xattr name prefixes EROFS stores as an index byte.
+// xattr name prefixes EROFS stores as an index byte. mkcomposefs 1.0.8 does
+// not know "lustre." (it stores such names whole, index 0); composefs-rs'
+// version 2 layout uses index 5 for it.
 var xattrPrefixes = []struct {
 	prefix string
 	index  uint8
@@ -59,28 +61,38 @@ var xattrPrefixes = []struct {
 	{"system.posix_acl_access", 2},
 	{"system.posix_acl_default", 3},
 	{"trusted.", 4},
+	{"lustre.", lustreIndex},
 	{"security.", 6},
 }
 
+const lustreIndex = 5
+
 // Overlay xattrs composefs adds, and the escaped forms of user-supplied ones.
 const (
-	overlayPrefix        = "trusted.overlay."
-	overlayEscapePrefix  = "trusted.overlay.overlay."
-	xattrMetacopy        = "trusted.overlay.metacopy"
-	xattrRedirect        = "trusted.overlay.redirect"
-	xattrOpaque          = "trusted.overlay.opaque"
-	xattrEscWhiteout     = "trusted.overlay.overlay.whiteout"
-	xattrEscWhiteouts    = "trusted.overlay.overlay.whiteouts"
-	xattrEscOpaque       = "trusted.overlay.overlay.opaque"
-	xattrUserWhiteout    = "user.overlay.whiteout"
-	xattrUserWhiteouts   = "user.overlay.whiteouts"
-	xattrUserOpaque      = "user.overlay.opaque"
-	fsverityHashSHA256   = 1
-	metacopyDigestLength = 4 + 32
+	overlayPrefix       = "trusted.overlay."
+	overlayEscapePrefix = "trusted.overlay.overlay."
+	xattrMetacopy       = "trusted.overlay.metacopy"
+	xattrRedirect       = "trusted.overlay.redirect"
+	xattrOpaque         = "trusted.overlay.opaque"
+	xattrEscWhiteout    = "trusted.overlay.overlay.whiteout"
+	xattrEscWhiteouts   = "trusted.overlay.overlay.whiteouts"
+	xattrEscOpaque      = "trusted.overlay.overlay.opaque"
+	xattrUserWhiteout   = "user.overlay.whiteout"
+	xattrUserWhiteouts  = "user.overlay.whiteouts"
+	xattrUserOpaque     = "user.overlay.opaque"
+	metacopyHeaderSize  = 4 // struct ovl_metacopy before the digest
 )
 
-func splitXattrName(key string) (index uint8, suffix string) {
+// legacyVersion is the composefs_version of composefs-rs' own layout (V2).
+const legacyVersion = 2
+
+// splitXattrName returns the EROFS prefix index of an xattr name and the
+// rest; lustre says whether "lustre." has an index (version 2 only).
+func splitXattrName(key string, lustre bool) (index uint8, suffix string) {
 	for _, p := range xattrPrefixes {
+		if p.index == lustreIndex && !lustre {
+			continue
+		}
 		if len(key) >= len(p.prefix) && key[:len(p.prefix)] == p.prefix {
 			return p.index, key[len(p.prefix):]
 		}

@@ -50,6 +50,7 @@ func Read(r io.ReaderAt, size int64) (*tree.Node, error) {
 	}
 	rd := &reader{
 		img:       img,
+		version:   le.Uint32(img[12:]),
 		meta:      uint64(le.Uint32(sb[40:])) * blockSize,
 		xattrs:    uint64(le.Uint32(sb[44:])) * blockSize,
 		buildSec:  int64(le.Uint64(sb[24:])),
@@ -71,6 +72,7 @@ func Read(r io.ReaderAt, size int64) (*tree.Node, error) {
 
 type reader struct {
 	img          []byte
+	version      uint32 // composefs_version: 2 keeps whiteouts as they are
 	meta, xattrs uint64
 	buildSec     int64
 	buildNsec    uint32
@@ -85,8 +87,9 @@ func (rd *reader) slice(off, n uint64) ([]byte, error) {
 	return rd.img[off : off+n], nil
 }
 
-// node reads inode nid. A whiteout (char 0:0) returns nil: those are the
-// root's own whiteouts, not part of the tree.
+// node reads inode nid. Below version 2 a whiteout (char 0:0) returns nil:
+// those are the root's own whiteouts, not part of the tree (the tree's own
+// whiteouts are escaped into regular files).
 func (rd *reader) node(nid uint64, isRoot bool) (*tree.Node, error) {
 	if first, ok := rd.seen[nid]; ok {
 		if first.Mode&tree.SIFMT == tree.SIFDIR {
@@ -139,7 +142,7 @@ func (rd *reader) readInode(nid uint64) (*tree.Node, error) {
 	}
 	if typ == tree.SIFCHR || typ == tree.SIFBLK {
 		n.Rdev = raw
-		if typ == tree.SIFCHR && raw == 0 {
+		if typ == tree.SIFCHR && raw == 0 && rd.version < legacyVersion {
 			return nil, nil
 		}
 	}
@@ -283,7 +286,7 @@ func (rd *reader) readXattrs(n *tree.Node, body []byte) error {
 		if err != nil {
 			return err
 		}
-		applyXattr(n, name, value)
+		rd.applyXattr(n, name, value)
 		p = p[min(size, uint64(len(p))):]
 	}
 	for i := uint64(0); i < shared; i++ {
@@ -300,7 +303,7 @@ func (rd *reader) readXattrs(n *tree.Node, body []byte) error {
 		if err != nil {
 			return err
 		}
-		applyXattr(n, name, value)
+		rd.applyXattr(n, name, value)
 	}
 	return nil
 }
@@ -329,10 +332,23 @@ func parseXattrEntry(p []byte) (name string, value []byte, size uint64, err erro
 }
 
 // applyXattr turns one stored xattr back into what the tree had: overlay
-// metadata becomes Payload/Digest, escaped names are unescaped, whiteout
-// markers are dropped.
-func applyXattr(n *tree.Node, name string, value []byte) {
+// metadata becomes Payload/Digest (or Verity), escaped names are unescaped,
+// whiteout markers are dropped (version 2 has none: its whiteouts are
+// stored as themselves).
+func (rd *reader) applyXattr(n *tree.Node, name string, value []byte) {
 	isReg := n.Mode&tree.SIFMT == tree.SIFREG
+	if rd.version < legacyVersion {
+		switch name {
+		case xattrEscWhiteout:
+			if isReg {
+				n.Mode = tree.SIFCHR | n.Mode&^tree.SIFMT
+				n.Rdev, n.Size = 0, 0
+				return
+			}
+		case xattrEscWhiteouts, xattrUserWhiteout, xattrUserWhiteouts:
+			return
+		}
+	}
 	switch name {
 	case xattrRedirect:
 		if isReg {
@@ -340,18 +356,18 @@ func applyXattr(n *tree.Node, name string, value []byte) {
 		}
 		return
 	case xattrMetacopy:
-		if isReg && len(value) == metacopyDigestLength {
-			d := verity.Digest(value[4:])
-			n.Digest = &d
-		}
-		return
-	case xattrEscWhiteout:
-		if isReg {
-			n.Mode = tree.SIFCHR | n.Mode&^tree.SIFMT
-			n.Rdev, n.Size = 0, 0
+		if !isReg || len(value) < metacopyHeaderSize || int(value[1]) != len(value) {
 			return
 		}
-	case xattrEscWhiteouts, xattrUserWhiteout, xattrUserWhiteouts:
+		s, err := verity.NewSum(verity.Algorithm(value[3]), value[metacopyHeaderSize:])
+		if err != nil {
+			return
+		}
+		if d, ok := s.Digest(); ok {
+			n.Digest = &d
+		} else {
+			n.Verity = s
+		}
 		return
 	}
 	if len(name) >= len(overlayPrefix) && name[:len(overlayPrefix)] == overlayPrefix {

@@ -49,6 +49,13 @@ func TestReadTruncatedAndGarbage(t *testing.T) {
 
 func FuzzReadImage(f *testing.F) {
 	f.Add(sampleImage(f))
+	for _, format := range erofs.Formats {
+		img, err := erofs.Build(richTree(f), format.Options())
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(img)
+	}
 	f.Fuzz(func(t *testing.T, img []byte) {
 		erofs.Read(bytes.NewReader(img), int64(len(img)))
 	})

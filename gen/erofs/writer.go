@@ -12,12 +12,14 @@ import (
 	"cfsboot/verity"
 )
 
-// Options are the image format choices mkcomposefs exposes.
+// Options are the image format choices mkcomposefs exposes, plus
+// composefs-rs' legacy layout.
 type Options struct {
 	// MinVersion is the composefs format version to write; MaxVersion is
 	// the highest it may be raised to when the tree needs it (version 1
 	// marks directories holding escaped whiteouts opaque). The reference's
-	// defaults are 0 and 1.
+	// defaults are 0 and 1. Version 2 is composefs-rs' own layout (see
+	// FormatV2) and is never reached by raising: both must be 2.
 	MinVersion, MaxVersion int
 }
 
@@ -25,12 +27,16 @@ type Options struct {
 func DefaultOptions() Options { return Options{MinVersion: 0, MaxVersion: 1} }
 
 // maxVersion is the newest composefs format version this writer knows.
-const maxVersion = 1
+const maxVersion = 2
 
 type xattr struct {
 	key    string
 	value  []byte
 	shared int64 // offset in the shared xattr area, or -1 when inline
+
+	// the name as stored: a prefix index and the rest (set by nameXattrs)
+	index  uint8
+	suffix string
 }
 
 type dirent struct {
@@ -49,7 +55,7 @@ type inode struct {
 	mtimeNsec                   uint32
 	payload                     string
 	content                     []byte
-	digest                      *verity.Digest
+	digest                      verity.Sum // zero when unknown
 	xattrs                      []xattr
 	entries                     []dirent // directories, sorted by name
 	parent                      *inode
@@ -100,6 +106,9 @@ func Build(root *tree.Node, opts Options) ([]byte, error) {
 	if opts.MaxVersion < opts.MinVersion {
 		opts.MaxVersion = opts.MinVersion
 	}
+	if (opts.MinVersion == legacyVersion) != (opts.MaxVersion == legacyVersion) {
+		return nil, fmt.Errorf("composefs format version %d is its own layout: min and max must both be %d (min %d, max %d)", legacyVersion, legacyVersion, opts.MinVersion, opts.MaxVersion)
+	}
 	if !root.IsDir() || root.LinkTo != nil {
 		return nil, errors.New("image root must be a directory")
 	}
@@ -110,9 +119,17 @@ func Build(root *tree.Node, opts Options) ([]byte, error) {
 	if err := rewriteForOverlay(r, r, version); err != nil {
 		return nil, err
 	}
+	w := &imageWriter{version: version}
+	if version == legacyVersion {
+		w.computeTreeV2(r)
+		w.computeSharedXattrsV2()
+		if err := w.computeLayoutV2(); err != nil {
+			return nil, err
+		}
+		return w.write(r), nil
+	}
 	r.setXattr(xattrOpaque, []byte("y"))
 	addRootWhiteouts(r)
-	w := &imageWriter{version: version}
 	w.computeTree(r)
 	w.computeSharedXattrs()
 	w.computeLayout()
@@ -134,9 +151,10 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 		in := &inode{
 			mode: n.Mode, nlink: n.Nlink, uid: n.UID, gid: n.GID, rdev: n.Rdev,
 			size: n.Size, mtimeSec: n.MtimeSec, mtimeNsec: n.MtimeNsec,
-			payload: n.Payload, content: n.Content, digest: n.Digest,
+			payload: n.Payload, content: n.Content,
 			parent: parent, path: n.Path(),
 		}
+		in.digest, _ = n.FileDigest()
 		if in.nlink == 0 {
 			in.nlink = 1
 		}
@@ -232,30 +250,30 @@ func chunking(size uint64) (chunkBits uint32, count uint64) {
 }
 
 // rewriteForOverlay escapes the tree's own overlay xattrs, adds metacopy and
-// redirect xattrs for external files, turns whiteouts into escaped regular
-// files and adds "." and "..", depth first as the reference does.
+// redirect xattrs for external files (first, as composefs-rs lists them),
+// turns whiteouts into escaped regular files (not in version 2, which keeps
+// them) and adds "." and "..", depth first as the reference does.
 func rewriteForOverlay(in, parent *inode, version int) error {
 	if in.external() {
 		if _, n := chunking(in.size); n > maxChunks {
 			return fmt.Errorf("%s: file of %d bytes is too large for a composefs image", in.path, in.size)
 		}
 	}
+	// Sorted by the tree's own names: version 2 keeps this order on disk.
+	sort.SliceStable(in.xattrs, func(a, b int) bool { return in.xattrs[a].key < in.xattrs[b].key })
 	for j := range in.xattrs {
 		if k := in.xattrs[j].key; len(k) >= len(overlayPrefix) && k[:len(overlayPrefix)] == overlayPrefix {
 			in.xattrs[j].key = overlayEscapePrefix + k[len(overlayPrefix):]
 		}
 	}
 	if in.external() {
-		var meta []byte
-		if in.digest != nil {
-			meta = append([]byte{0, metacopyDigestLength, 0, fsverityHashSHA256}, in.digest[:]...)
-		}
-		in.setXattr(xattrMetacopy, meta)
+		overlay := []xattr{{key: xattrMetacopy, value: metacopy(in.digest)}}
 		if in.payload != "" {
-			in.setXattr(xattrRedirect, []byte(joinRoot(in.payload)))
+			overlay = append(overlay, xattr{key: xattrRedirect, value: []byte(joinRoot(in.payload))})
 		}
+		in.xattrs = append(overlay, in.xattrs...)
 	}
-	if in.typ() == tree.SIFCHR && in.rdev == 0 {
+	if in.typ() == tree.SIFCHR && in.rdev == 0 && version < legacyVersion {
 		in.size = 0
 		in.mode = tree.SIFREG | in.mode&^tree.SIFMT
 		in.setXattr(xattrEscWhiteout, []byte{})
@@ -280,6 +298,17 @@ func rewriteForOverlay(in, parent *inode, version int) error {
 		}
 	}
 	return nil
+}
+
+// metacopy is the trusted.overlay.metacopy value for a file whose content
+// has digest d: overlayfs' struct ovl_metacopy (version 0, length, flags 0,
+// the fs-verity algorithm, the digest), or empty when the digest is unknown.
+func metacopy(d verity.Sum) []byte {
+	if d.IsZero() {
+		return []byte{}
+	}
+	b := d.Bytes()
+	return append([]byte{0, byte(metacopyHeaderSize + len(b)), 0, byte(d.Algorithm())}, b...)
 }
 
 // joinRoot makes a payload an absolute overlay redirect ("/ab/cdef...").
@@ -346,6 +375,7 @@ func (w *imageWriter) computeTree(root *inode) {
 			}
 		}
 		sort.Slice(in.xattrs, func(a, b int) bool { return in.xattrs[a].key < in.xattrs[b].key })
+		nameXattrs(in, false)
 		if in.mtimeSec < w.minSec || in.mtimeSec == w.minSec && in.mtimeNsec < w.minNsec {
 			w.minSec, w.minNsec = in.mtimeSec, in.mtimeNsec
 		}
@@ -360,9 +390,15 @@ func (w *imageWriter) computeTree(root *inode) {
 	}
 }
 
+// nameXattrs splits the inode's xattr names into prefix index and rest.
+func nameXattrs(in *inode, lustre bool) {
+	for j := range in.xattrs {
+		in.xattrs[j].index, in.xattrs[j].suffix = splitXattrName(in.xattrs[j].key, lustre)
+	}
+}
+
 func xattrEntrySizeOf(x xattr) uint64 {
-	_, suffix := splitXattrName(x.key)
-	return roundUp(uint64(xattrEntrySize+len(suffix)+len(x.value)), 4)
+	return roundUp(uint64(xattrEntrySize+len(x.suffix)+len(x.value)), 4)
 }
 
 // computeSharedXattrs moves every xattr (name and value) used by more than
@@ -592,7 +628,7 @@ func (w *imageWriter) write(root *inode) []byte {
 	b.u32(w.minNsec)
 	b.u32(uint32(w.dataStart/blockSize + w.nDataBlocks))
 	b.u32(uint32((superOffset + superSize) / blockSize)) // meta_blkaddr
-	b.u32(uint32(w.inodesEnd / blockSize))               // xattr_blkaddr
+	b.u32(uint32(w.xattrBlkaddr()))                      // xattr_blkaddr
 	b.zeros(superOffset + superSize - b.len())
 	w.currentBlock = w.dataStart / blockSize
 	for _, in := range w.inodes {
@@ -610,12 +646,20 @@ func (w *imageWriter) write(root *inode) []byte {
 	return b.b
 }
 
+// xattrBlkaddr is the block the shared xattr references count from:
+// version 2 counts from the image start.
+func (w *imageWriter) xattrBlkaddr() uint64 {
+	if w.version == legacyVersion {
+		return 0
+	}
+	return w.inodesEnd / blockSize
+}
+
 func writeXattrEntry(b *buf, x xattr) {
-	index, suffix := splitXattrName(x.key)
-	b.u8(uint8(len(suffix)))
-	b.u8(index)
+	b.u8(uint8(len(x.suffix)))
+	b.u8(x.index)
 	b.u16(uint16(len(x.value)))
-	b.bytes([]byte(suffix))
+	b.bytes([]byte(x.suffix))
 	b.bytes(x.value)
 	b.align(4)
 }
@@ -643,8 +687,7 @@ func direntType(in *inode) uint8 {
 func (w *imageWriter) xattrFilter(in *inode) uint32 {
 	var filter uint32
 	for _, x := range in.xattrs {
-		index, suffix := splitXattrName(x.key)
-		filter |= 1 << (xxh32([]byte(suffix), xattrFilterSeed+uint32(index)) & (xattrFilterBits - 1))
+		filter |= 1 << (xxh32([]byte(x.suffix), xattrFilterSeed+uint32(x.index)) & (xattrFilterBits - 1))
 	}
 	return ^filter
 }
@@ -664,6 +707,9 @@ func (w *imageWriter) writeInode(b *buf, in *inode) {
 	chunkBased := false
 	if in.external() {
 		bits, _ := chunking(in.size)
+		if w.version == legacyVersion {
+			bits = blockBits + chunkBlkBitsMask // composefs-rs: always one chunk
+		}
 		layout, chunkFormat, chunkBased = layoutChunkBased, uint16(bits-blockBits), true
 	}
 	size := in.dataLen()
@@ -717,7 +763,7 @@ func (w *imageWriter) writeInode(b *buf, in *inode) {
 		b.zeros(7)
 		for _, x := range in.xattrs {
 			if x.shared >= 0 {
-				b.u32(uint32((w.inodesEnd%blockSize + uint64(x.shared)) / 4))
+				b.u32(uint32((w.inodesEnd - w.xattrBlkaddr()*blockSize + uint64(x.shared)) / 4))
 			}
 		}
 		for _, x := range in.xattrs {

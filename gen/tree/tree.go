@@ -40,8 +40,13 @@ type Node struct {
 	Payload string
 	// Content is a small regular file's inline data (the image holds it).
 	Content []byte
-	// Digest is the fs-verity digest of a regular file's content, when known.
+	// Digest is the fs-verity SHA-256 digest of a regular file's content,
+	// when known.
 	Digest *verity.Digest
+	// Verity is the content's fs-verity digest in any algorithm (a SHA-512
+	// store's files carry it here); when set it wins over Digest. Read both
+	// through FileDigest.
+	Verity verity.Sum
 	// Source is the host path a regular file's content can be read from
 	// (directory sources), so the object store can copy it in.
 	Source string
@@ -156,10 +161,27 @@ func (n *Node) Walk(fn func(*Node) error) error {
 	return nil
 }
 
+// FileDigest returns the fs-verity digest of a regular file's content:
+// Verity when set, else Digest; ok is false when neither is known.
+func (n *Node) FileDigest() (d verity.Sum, ok bool) {
+	switch {
+	case !n.Verity.IsZero():
+		return n.Verity, true
+	case n.Digest != nil:
+		return n.Digest.Sum(), true
+	}
+	return verity.Sum{}, false
+}
+
 // ObjectPath is where a file's content lives below a store's objects
-// directory, named by its fs-verity digest: "xx/" and the other 62 hex
-// digits. It is also the payload (overlay redirect) of external files.
-func ObjectPath(d verity.Digest) string {
+// directory, named by its fs-verity SHA-256 digest; see ObjectPathOf.
+func ObjectPath(d verity.Digest) string { return ObjectPathOf(d.Sum()) }
+
+// ObjectPathOf is where a file's content lives below a store's objects
+// directory, named by its fs-verity digest: "xx/" and the other 62 (SHA-256)
+// or 126 (SHA-512) hex digits. It is also the payload (overlay redirect) of
+// external files.
+func ObjectPathOf(d verity.Sum) string {
 	s := d.String()
 	return s[:2] + "/" + s[2:]
 }
