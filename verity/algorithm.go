@@ -181,3 +181,14 @@ func ParseSumAlgorithm(alg Algorithm, s string) (Sum, error) {
 	}
 	return r, nil
 }
+
+// Set and Type make *Algorithm a command-line flag value (pflag.Value).
+func (a *Algorithm) Set(s string) error {
+	v, err := ParseAlgorithm(s)
+	if err == nil {
+		*a = v
+	}
+	return err
+}
+
+func (*Algorithm) Type() string { return "sha256|sha512" }

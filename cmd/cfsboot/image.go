@@ -56,6 +56,10 @@ JSON schema (--json): {"digest", "output", "store", "image"}.`,
 	out := f.StringP("output", "o", "", "also write the image to this `FILE`")
 	minV := f.Int("min-version", 0, "composefs format version to write")
 	maxV := f.Int("max-version", 1, "highest format version to raise to when the tree needs it")
+	var format erofs.Format
+	f.Var(&format, "format", "image format as composefs-rs names it: v0 (mkcomposefs' default), v1 (--min-version=1) or v2 (composefs-rs' legacy layout)")
+	cmd.MarkFlagsMutuallyExclusive("format", "min-version")
+	cmd.MarkFlagsMutuallyExclusive("format", "max-version")
 	useEpoch := f.Bool("use-epoch", false, "set every mtime to 0 (directory input)")
 	strict := f.Bool("strict", false, "parse the dump strictly, as CFS_PARSE_STRICT does")
 	asJSON := jsonFlag(f)
@@ -76,6 +80,9 @@ JSON schema (--json): {"digest", "output", "store", "image"}.`,
 			return err
 		}
 		opts := erofs.Options{MinVersion: *minV, MaxVersion: *maxV}
+		if cmd.Flags().Changed("format") {
+			opts = format.Options()
+		}
 		res := imageCreated{Output: *out, Store: *storeDir}
 		var img []byte
 		var digest verity.Digest
@@ -156,7 +163,7 @@ same image back.`,
 // fileDigest is one element of the JSON schema of `image digest --json`.
 type fileDigest struct {
 	Path      string `json:"path"`
-	Algorithm string `json:"algorithm"` // "sha256"
+	Algorithm string `json:"algorithm"` // "sha256" or "sha512"
 	Digest    string `json:"digest"`    // hex
 }
 
@@ -164,23 +171,25 @@ func newImageDigestCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "digest FILE...",
 		Short: "Print the fs-verity digest of files, as `fsverity digest` does",
-		Long: `Print the fs-verity digest (SHA-256, 4096-byte blocks, no salt) of each file
-in the format of "fsverity digest": sha256:<hex> <path>. For a composefs image
-this is its composefs digest.
+		Long: `Print the fs-verity digest (4096-byte blocks, no salt; SHA-256 unless --hash
+says otherwise) of each file in the format of "fsverity digest":
+<algorithm>:<hex> <path>. For a composefs image this is its composefs digest.
 
 JSON schema (--json): [{"path", "algorithm", "digest"}].`,
-		Example: "  cfsboot image digest image.erofs",
+		Example: "  cfsboot image digest image.erofs\n  cfsboot image digest --hash sha512 image.erofs",
 		Args:    minArgs(1, "FILE"),
 	}
+	alg := verity.SHA256
+	cmd.Flags().Var(&alg, "hash", "fs-verity hash algorithm")
 	asJSON := jsonFlag(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		var res []fileDigest
 		for _, p := range args {
-			d, err := verity.ComputeFile(p)
+			d, err := alg.ComputeFile(p)
 			if err != nil {
 				return err
 			}
-			res = append(res, fileDigest{Path: p, Algorithm: "sha256", Digest: d.String()})
+			res = append(res, fileDigest{Path: p, Algorithm: alg.String(), Digest: d.String()})
 		}
 		if *asJSON {
 			return printJSON(cmd, res)

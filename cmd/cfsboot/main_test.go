@@ -37,6 +37,16 @@ func TestCLI(t *testing.T) {
 	if code, out, _ := cli("image", "digest", img); code != 0 || out != "sha256:"+digest+" "+img+"\n" {
 		t.Fatalf("image digest: %q %d", out, code)
 	}
+	if code, out, _ := cli("image", "digest", "--hash", "sha512", img); code != 0 || !strings.HasPrefix(out, "sha512:") || len(out) != len("sha512:")+128+1+len(img)+1 {
+		t.Fatalf("image digest --hash sha512: %q %d", out, code)
+	}
+	v2 := filepath.Join(dir, "v2")
+	if code, _, errOut := cli("image", "create", src, "--format", "v2", "-o", v2); code != 0 {
+		t.Fatalf("image create --format v2: %s", errOut)
+	}
+	if code, out, _ := cli("image", "dump", v2); code != 0 || !strings.Contains(out, "/etc/big 5000 100644 1 0 0 0 ") {
+		t.Fatalf("image dump of v2: %q %d", out, code)
+	}
 	if code, out, _ := cli("image", "dump", img); code != 0 || !strings.Contains(out, "/etc/big 5000 100644 1 0 0 0 0.0 ") {
 		t.Fatalf("image dump: %q %d", out, code)
 	}
@@ -64,6 +74,9 @@ func TestCLI(t *testing.T) {
 		{[]string{"pcr", "read", "--pcr", "24"}, exitUsage, `bad PCR "24"`},
 		{[]string{"initramfs", "-o", filepath.Join(dir, "i"), "--init", filepath.Join(dir, "noinit")}, exitFailure, "init binary"},
 		{[]string{"image", "digest"}, exitUsage, "want at least 1 FILE"},
+		{[]string{"image", "digest", "--hash", "md5", img}, exitUsage, `"md5"`},
+		{[]string{"image", "create", src, "--format", "v3"}, exitUsage, "want v0, v1 or v2"},
+		{[]string{"image", "create", src, "--format", "v1", "--min-version", "1"}, exitUsage, "none of the others can be"},
 	} {
 		code, _, errOut := cli(c.args...)
 		if code != c.code || !strings.Contains(errOut, c.want) {
