@@ -67,11 +67,14 @@ func FuzzReadGPT(f *testing.F) {
 		if bigBlocks {
 			bs = 4096
 		}
-		parts, err := ReadGPT(sparseDisk{head, diskSize}, diskSize, bs)
+		disk := sparseDisk{head, diskSize}
+		parts, err := ReadGPT(disk, diskSize, bs)
 		if err != nil {
 			return
 		}
-		count := int(binary.LittleEndian.Uint32(head[bs+80:]))
+		hdr := make([]byte, 92)
+		disk.ReadAt(hdr, bs)
+		count := int(binary.LittleEndian.Uint32(hdr[80:]))
 		for _, p := range parts {
 			if p.Number < 1 || p.Number > count || len(p.UUID) != 36 {
 				t.Fatalf("partition %+v of a table of %d", p, count)
