@@ -181,7 +181,10 @@ func (b *Boot) mountRoot(c Config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.RootTimeout)
 	defer cancel()
 	dev, err := b.Sys.WaitRoot(ctx, c.Root)
-	if err != nil {
+	switch {
+	case errors.Is(err, blockdev.ErrAmbiguous):
+		return fmt.Errorf("root device: %w", err)
+	case err != nil:
 		return fmt.Errorf("waited %s for root device: %w", c.RootTimeout, err)
 	}
 	fstype := c.RootFSType

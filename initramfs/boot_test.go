@@ -3,6 +3,7 @@ package initramfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -132,6 +133,9 @@ func TestVerificationFailuresNeverMount(t *testing.T) {
 		"no fs-verity":   {func(f *fakeSystem) { f.measure = verity.ErrNotEnabled }, "found a file without it: the image is not protected"},
 		"no fs support":  {func(f *fakeSystem) { f.measure = verity.ErrNotSupported }, "found a filesystem without fs-verity support"},
 		"no root device": {func(f *fakeSystem) { f.rootErr = errors.New("no block device matches") }, "FAILED at stage root: waited 30s for root device: no block device matches"},
+		"two root devices": {func(f *fakeSystem) {
+			f.rootErr = fmt.Errorf("%w root=LABEL=x: /dev/vda; /dev/vdb", blockdev.ErrAmbiguous)
+		}, "FAILED at stage root: root device: more than one block device matches root=LABEL=x: /dev/vda; /dev/vdb"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := good(t)

@@ -2,6 +2,7 @@ package mount_test
 
 import (
 	"bytes"
+	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"cfsboot/gen/source"
 	"cfsboot/gen/store"
 	"cfsboot/mount"
+	"cfsboot/verity"
 )
 
 func requireRoot(t *testing.T) {
@@ -190,17 +192,31 @@ func TestMountedTreeMatchesSource(t *testing.T) {
 
 // TestRequireVerityRefusesUnprotectedObjects: verity=require on a host
 // without fs-verity must refuse to serve files whose objects it cannot
-// check, rather than silently not checking.
+// check, rather than silently not checking: overlayfs mounts, serves the
+// inline files, and fails the read of an external file with EIO, logging
+// that this very object has no fs-verity digest.
 func TestRequireVerityRefusesUnprotectedObjects(t *testing.T) {
 	requireRoot(t)
-	root, err := mountComposefs(t, sourceTree(t), mount.VerityRequire)
+	klog := watchKernelLog(t)
+	src := sourceTree(t)
+	root, err := mountComposefs(t, src, mount.VerityRequire)
 	if err != nil {
-		t.Logf("mount refused: %v", err)
-		return
+		t.Fatalf("verity=require mount: %v", err)
 	}
-	if _, err := os.ReadFile(filepath.Join(root, "usr/bin/tool")); err == nil {
-		t.Fatal("read an external file whose object has no fs-verity under verity=require")
+	if data, err := os.ReadFile(filepath.Join(root, "etc/hostname")); err != nil || string(data) != "cfsboot\n" {
+		t.Errorf("inline file under verity=require: %q %v", data, err)
 	}
+	tool, err := os.ReadFile(filepath.Join(src, "usr/bin/tool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = os.ReadFile(filepath.Join(root, "usr/bin/tool"))
+	if !errors.Is(err, unix.EIO) {
+		t.Fatalf("read an external file whose object has no fs-verity under verity=require: %v, want EIO", err)
+	}
+	// The object file is objects/XX/<the rest of its digest>.
+	object := verity.ComputeBytes(tool).String()[2:]
+	klog.expect(t, "overlayfs: lower file '"+object+"' has no fs-verity digest")
 }
 
 func TestImagesPassFsckErofsAndGoErofs(t *testing.T) {
@@ -248,8 +264,12 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// TestMountErrorsAreExplained: a mount failure names the filesystem, the
+// step and the errno, and carries the kernel's own words when it logs them
+// on the filesystem context.
 func TestMountErrorsAreExplained(t *testing.T) {
 	requireRoot(t)
+	klog := watchKernelLog(t)
 	f, err := os.CreateTemp(t.TempDir(), "notanimage")
 	if err != nil {
 		t.Fatal(err)
@@ -257,8 +277,65 @@ func TestMountErrorsAreExplained(t *testing.T) {
 	f.Write(make([]byte, 8192))
 	defer f.Close()
 	err = mount.EROFS(int(f.Fd()), t.TempDir())
-	if err == nil || !strings.Contains(err.Error(), "erofs") {
-		t.Fatalf("mounting garbage: %v", err)
+	if !errors.Is(err, unix.EINVAL) || !strings.HasPrefix(err.Error(), "erofs create: ") {
+		t.Fatalf("mounting 8 KiB of zeros as EROFS: %v, want EINVAL when the superblock is created", err)
 	}
-	t.Log(err)
+	// EROFS says why in the kernel log, not on the context.
+	klog.expect(t, "cannot find valid erofs superblock")
+
+	err = mount.Overlay{Lower: []string{t.TempDir()}, Verity: "bogus"}.Mount(t.TempDir())
+	if !errors.Is(err, unix.EINVAL) || err.Error() != "overlay verity=bogus: invalid argument (kernel: e overlay: Bad value for 'verity')" {
+		t.Errorf("overlay with verity=bogus: %v", err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing")
+	err = mount.Overlay{Lower: []string{missing}}.Mount(t.TempDir())
+	if !errors.Is(err, unix.ENOENT) || !strings.HasPrefix(err.Error(), "overlay lowerdir+="+missing+": ") {
+		t.Errorf("overlay over a missing lower directory: %v", err)
+	}
+}
+
+// kernelLog reads the kernel's log records written after it was opened.
+type kernelLog struct{ fd int }
+
+// watchKernelLog opens /dev/kmsg at its end; nil (checks are skipped, with
+// a note) where the log cannot be read, as in some containers.
+func watchKernelLog(t *testing.T) *kernelLog {
+	t.Helper()
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Logf("kernel log unreadable (%v): the kernel's messages are not checked", err)
+		return nil
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.Seek(fd, 0, unix.SEEK_END); err != nil {
+		t.Fatal(err)
+	}
+	return &kernelLog{fd: fd}
+}
+
+// expect fails the test unless a record since the last call contains want.
+func (k *kernelLog) expect(t *testing.T, want string) {
+	t.Helper()
+	if k == nil {
+		return
+	}
+	var seen []string
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Read(k.fd, buf)
+		if errors.Is(err, unix.EPIPE) { // records overwritten meanwhile
+			continue
+		}
+		if err != nil || n <= 0 {
+			break
+		}
+		// "prio,seq,usec,flags;message\n" plus continuation lines.
+		if _, msg, ok := strings.Cut(strings.SplitN(string(buf[:n]), "\n", 2)[0], ";"); ok {
+			if strings.Contains(msg, want) {
+				return
+			}
+			seen = append(seen, msg)
+		}
+	}
+	t.Errorf("kernel log lacks %q; it said:\n%s", want, strings.Join(seen, "\n"))
 }

@@ -24,14 +24,7 @@ import (
 // makes of the same bytes.
 func TestKernelReadsConformanceImages(t *testing.T) {
 	requireRoot(t)
-	vectors, err := conformance.Load("../../shared/composefs-tests")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(vectors) == 0 {
-		t.Skip("no conformance vectors in ../../shared/composefs-tests")
-	}
-	for _, v := range vectors {
+	for _, v := range conformance.ForTest(t) {
 		if v.ShouldFail {
 			continue
 		}

@@ -68,6 +68,10 @@ type VMOptions struct {
 	TPM    bool   // attach a swtpm TPM 2.0 (TIS)
 	// TPMState reuses a swtpm state directory (a TPM that survives reboots).
 	TPMState string
+
+	// ExtraDisks are more raw images, attached in order after Disk as
+	// /dev/vdb, /dev/vdc, ... (another drive, a USB stick in the port).
+	ExtraDisks []string
 }
 
 // VM is a running QEMU with its serial console.
@@ -93,6 +97,9 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	}
 	if o.Disk != "" {
 		args = append(args, "-drive", "file="+o.Disk+",if=virtio,format=raw,cache=unsafe")
+	}
+	for _, d := range o.ExtraDisks {
+		args = append(args, "-drive", "file="+d+",if=virtio,format=raw,cache=unsafe")
 	}
 	vm := &VM{t: t, exited: make(chan struct{})}
 	if o.TPM {

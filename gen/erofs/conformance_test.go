@@ -12,17 +12,10 @@ import (
 )
 
 // vectors loads the reference's conformance vectors, kept in ../shared
-// beside the repository.
+// beside the repository (required under CI=true).
 func vectors(t *testing.T) []conformance.Vector {
 	t.Helper()
-	vs, err := conformance.Load("../../../shared/composefs-tests")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(vs) == 0 {
-		t.Skip("no conformance vectors in ../shared/composefs-tests (the shared/ directory must sit beside the repository)")
-	}
-	return vs
+	return conformance.ForTest(t)
 }
 
 func options(v conformance.Vector) erofs.Options {

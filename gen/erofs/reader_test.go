@@ -3,6 +3,7 @@ package erofs_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -26,20 +27,31 @@ func sampleImage(t testing.TB) []byte {
 	return img
 }
 
-// TestReadTruncatedAndGarbage: every prefix of a valid image and a few
-// corruptions give errors, never panics.
+// TestReadTruncatedAndGarbage: every proper prefix of a valid image is an
+// error that says it is cut short (shorter than a block, an area or a
+// range past its end), never a panic and never a tree; garbage is not a
+// composefs image; flipped bytes never panic.
 func TestReadTruncatedAndGarbage(t *testing.T) {
 	img := sampleImage(t)
-	for n := 0; n < len(img); n += 97 {
-		erofs.Read(bytes.NewReader(img[:n]), int64(n))
-	}
-	if _, err := erofs.Read(bytes.NewReader(img[:100]), 100); !errors.Is(err, erofs.ErrNotComposefs) {
-		t.Errorf("short image: %v", err)
+	for n := 0; n < len(img); n++ {
+		root, err := erofs.Read(bytes.NewReader(img[:n]), int64(n))
+		switch {
+		case err == nil:
+			t.Fatalf("image cut at %d of %d bytes read as a tree: %v", n, len(img), root)
+		case n < 4096:
+			if !errors.Is(err, erofs.ErrNotComposefs) || err.Error() != fmt.Sprintf("not a composefs image: %d bytes is shorter than one block", n) {
+				t.Fatalf("image cut at %d bytes: %v", n, err)
+			}
+		case !strings.Contains(err.Error(), "starts past the end") && !strings.Contains(err.Error(), fmt.Sprintf("is outside the %d-byte image", n)):
+			t.Fatalf("image cut at %d bytes: %v, want it to say what lies past the end", n, err)
+		}
 	}
 	junk := bytes.Repeat([]byte{0xab}, 8192)
-	if _, err := erofs.Read(bytes.NewReader(junk), int64(len(junk))); !errors.Is(err, erofs.ErrNotComposefs) {
+	if _, err := erofs.Read(bytes.NewReader(junk), int64(len(junk))); !errors.Is(err, erofs.ErrNotComposefs) || !strings.Contains(err.Error(), "bad composefs magic 0xabababab") {
 		t.Errorf("junk: %v", err)
 	}
+	// A flipped byte may still be a valid image (a changed mtime or
+	// content); only panics are wrong here.
 	for i := 1024; i < len(img); i += 13 {
 		bad := append([]byte{}, img...)
 		bad[i] ^= 0xff

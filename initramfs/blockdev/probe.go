@@ -7,10 +7,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"strings"
+	"unicode/utf16"
 )
 
 // Device is a probed block device.
@@ -33,40 +35,80 @@ func (d Device) String() string {
 	return s
 }
 
+// probeSize is how much of a device Probe reads: enough for the furthest
+// superblock it knows, btrfs's 4 KiB at 64 KiB.
+const probeSize = 64<<10 + 4096
+
+// A superblock reader recognizes one filesystem in the head of a device
+// (the first probeSize bytes, or fewer on a small device). It must check
+// that its whole superblock is there before it reads any of it: what is on
+// a disk is not to be trusted, and PID 1 must not fall over on it.
+type superblockReader func(head []byte) (fstype, uuid, label string, ok bool)
+
+var superblockReaders = []superblockReader{readExt, readBtrfs, readXFS, readFAT}
+
 // Probe reads the filesystem type, UUID and label from a device's
-// superblock. Unknown or garbage content is not an error: FSType stays "".
+// superblock. Unknown, garbage or truncated content is not an error:
+// FSType stays "".
 func Probe(r io.ReaderAt) (fstype, uuid, label string) {
-	buf := make([]byte, 64<<10+4096)
-	n, _ := r.ReadAt(buf, 0)
-	buf = buf[:n]
-	at := func(off, size int) []byte {
-		if off+size > len(buf) {
-			return nil
-		}
-		return buf[off : off+size]
-	}
-	le := binary.LittleEndian
-	if m := at(1024+56, 2); m != nil && le.Uint16(m) == 0xef53 {
-		sb := at(1024, 1024)
-		return extType(sb), guid(sb[104:120]), cstr(sb[120:136])
-	}
-	if m := at(64<<10+64, 8); m != nil && string(m) == "_BHRfS_M" {
-		sb := at(64<<10, 4096)
-		return "btrfs", guid(sb[32:48]), cstr(sb[299 : 299+256])
-	}
-	if m := at(0, 4); m != nil && string(m) == "XFSB" {
-		sb := at(0, 512)
-		return "xfs", guid(sb[32:48]), cstr(sb[108:120])
-	}
-	if bs := at(0, 512); bs != nil && bs[510] == 0x55 && bs[511] == 0xaa {
-		if string(bs[82:87]) == "FAT32" {
-			return "vfat", fatSerial(bs[67:71]), fatLabel(bs[71:82])
-		}
-		if string(bs[54:57]) == "FAT" {
-			return "vfat", fatSerial(bs[39:43]), fatLabel(bs[43:54])
+	head := make([]byte, probeSize)
+	n, _ := r.ReadAt(head, 0)
+	head = head[:n]
+	for _, read := range superblockReaders {
+		if fstype, uuid, label, ok := read(head); ok {
+			return fstype, uuid, label
 		}
 	}
 	return "", "", ""
+}
+
+// region returns head[off:off+size], or nil when the device is shorter.
+func region(head []byte, off, size int) []byte {
+	if len(head) < off+size {
+		return nil
+	}
+	return head[off : off+size]
+}
+
+// readExt reads an ext2/3/4 superblock: 1024 bytes at 1024, magic at 56.
+func readExt(head []byte) (string, string, string, bool) {
+	sb := region(head, 1024, 1024)
+	if sb == nil || binary.LittleEndian.Uint16(sb[56:]) != 0xef53 {
+		return "", "", "", false
+	}
+	return extType(sb), guid(sb[104:120]), cstr(sb[120:136]), true
+}
+
+// readBtrfs reads a btrfs superblock: 4096 bytes at 64 KiB, magic at 64.
+func readBtrfs(head []byte) (string, string, string, bool) {
+	sb := region(head, 64<<10, 4096)
+	if sb == nil || string(sb[64:72]) != "_BHRfS_M" {
+		return "", "", "", false
+	}
+	return "btrfs", guid(sb[32:48]), cstr(sb[299 : 299+256]), true
+}
+
+// readXFS reads an XFS superblock: 512 bytes at 0, magic at 0.
+func readXFS(head []byte) (string, string, string, bool) {
+	sb := region(head, 0, 512)
+	if sb == nil || string(sb[:4]) != "XFSB" {
+		return "", "", "", false
+	}
+	return "xfs", guid(sb[32:48]), cstr(sb[108:120]), true
+}
+
+// readFAT reads a FAT boot sector: 512 bytes at 0 ending in 55 aa, with the
+// FAT32 or the FAT12/16 extended boot record.
+func readFAT(head []byte) (string, string, string, bool) {
+	bs := region(head, 0, 512)
+	switch {
+	case bs == nil || bs[510] != 0x55 || bs[511] != 0xaa:
+	case string(bs[82:87]) == "FAT32":
+		return "vfat", fatSerial(bs[67:71]), fatLabel(bs[71:82]), true
+	case string(bs[54:57]) == "FAT":
+		return "vfat", fatSerial(bs[39:43]), fatLabel(bs[43:54]), true
+	}
+	return "", "", "", false
 }
 
 // extType tells ext2, ext3 and ext4 apart by their feature flags.
@@ -127,40 +169,78 @@ type Partition struct {
 	Label  string
 }
 
-// ReadGPT reads the partition table of a disk with the given logical block
-// size, checking the header's CRC.
-func ReadGPT(r io.ReaderAt, blockSize int64) ([]Partition, error) {
-	hdr := make([]byte, 92)
+// Limits on a GPT, checked before anything is allocated from what the
+// header says. UEFI: the entry size is 128 * 2^n; we also bound it at 4096
+// and the whole entry array at 1 MiB (128 entries of 128 bytes take 16 KiB;
+// Linux itself creates at most 255 partitions).
+const (
+	gptHeaderMin    = 92
+	gptEntryMin     = 128
+	gptEntryMax     = 4096
+	gptTableMax     = 1 << 20
+	gptBlockSizeMin = 512
+	gptBlockSizeMax = 64 << 10
+)
+
+// ReadGPT reads the primary partition table of a disk of diskSize bytes
+// with the given logical block size. The header's fields are validated
+// (sizes, LBAs inside the disk, both CRCs) before they are used, so a
+// crafted table gives an error, never a huge allocation or a panic.
+func ReadGPT(r io.ReaderAt, diskSize, blockSize int64) ([]Partition, error) {
+	if blockSize < gptBlockSizeMin || blockSize > gptBlockSizeMax || blockSize&(blockSize-1) != 0 {
+		return nil, fmt.Errorf("gpt: logical block size %d is not a power of two in %d..%d", blockSize, gptBlockSizeMin, gptBlockSizeMax)
+	}
+	blocks := uint64(diskSize / blockSize)
+	if diskSize < 0 || blocks < 3 {
+		return nil, fmt.Errorf("gpt: a disk of %d bytes has no room for a GPT", diskSize)
+	}
+	lastLBA := blocks - 1
+	mbr := make([]byte, 512)
+	if _, err := r.ReadAt(mbr, 0); err != nil {
+		return nil, fmt.Errorf("gpt: protective MBR: %w", err)
+	}
+	if !protectiveMBR(mbr) {
+		return nil, errors.New("no GPT: the MBR has no protective (0xEE) partition, so the kernel does not read a GPT here either")
+	}
+	hdr := make([]byte, blockSize)
 	if _, err := r.ReadAt(hdr, blockSize); err != nil {
 		return nil, fmt.Errorf("gpt header: %w", err)
 	}
 	if string(hdr[:8]) != "EFI PART" {
-		return nil, fmt.Errorf("no GPT header")
+		return nil, errors.New("no GPT header")
 	}
 	le := binary.LittleEndian
 	size := le.Uint32(hdr[12:])
-	if size < 92 || size > uint32(blockSize) {
-		return nil, fmt.Errorf("gpt header size %d", size)
+	if size < gptHeaderMin || int64(size) > blockSize {
+		return nil, fmt.Errorf("gpt: header size %d outside %d..%d", size, gptHeaderMin, blockSize)
 	}
-	full := make([]byte, size)
-	if _, err := r.ReadAt(full, blockSize); err != nil {
-		return nil, fmt.Errorf("gpt header: %w", err)
+	want := le.Uint32(hdr[16:])
+	le.PutUint32(hdr[16:], 0)
+	if crc32.ChecksumIEEE(hdr[:size]) != want {
+		return nil, errors.New("gpt header checksum mismatch")
 	}
-	want := le.Uint32(full[16:])
-	le.PutUint32(full[16:], 0)
-	if crc32.ChecksumIEEE(full) != want {
-		return nil, fmt.Errorf("gpt header checksum mismatch")
+	myLBA, firstUsable, lastUsable := le.Uint64(hdr[24:]), le.Uint64(hdr[40:]), le.Uint64(hdr[48:])
+	entriesLBA, count, entrySize := le.Uint64(hdr[72:]), le.Uint32(hdr[80:]), le.Uint32(hdr[84:])
+	switch {
+	case myLBA != 1:
+		return nil, fmt.Errorf("gpt: primary header says it is at LBA %d, not 1", myLBA)
+	case firstUsable > lastUsable || lastUsable > lastLBA:
+		return nil, fmt.Errorf("gpt: usable LBAs %d..%d outside the disk's 0..%d", firstUsable, lastUsable, lastLBA)
+	case entrySize < gptEntryMin || entrySize > gptEntryMax || entrySize&(entrySize-1) != 0:
+		return nil, fmt.Errorf("gpt: partition entry size %d is not a power of two in %d..%d", entrySize, gptEntryMin, gptEntryMax)
+	case uint64(count)*uint64(entrySize) > gptTableMax:
+		return nil, fmt.Errorf("gpt: %d entries of %d bytes exceed %d bytes", count, entrySize, gptTableMax)
 	}
-	entriesLBA, count, entrySize := int64(le.Uint64(hdr[72:])), le.Uint32(hdr[80:]), le.Uint32(hdr[84:])
-	if entrySize < 128 || count > 1024 {
-		return nil, fmt.Errorf("gpt: %d entries of %d bytes", count, entrySize)
+	tableBlocks := (uint64(count)*uint64(entrySize) + uint64(blockSize) - 1) / uint64(blockSize)
+	if entriesLBA < 2 || entriesLBA > lastLBA || tableBlocks > lastLBA+1-entriesLBA {
+		return nil, fmt.Errorf("gpt: partition entries at LBA %d (%d blocks) outside the disk's 2..%d", entriesLBA, tableBlocks, lastLBA)
 	}
-	table := make([]byte, int64(count)*int64(entrySize))
-	if _, err := r.ReadAt(table, entriesLBA*blockSize); err != nil {
+	table := make([]byte, count*entrySize)
+	if _, err := r.ReadAt(table, int64(entriesLBA)*blockSize); err != nil {
 		return nil, fmt.Errorf("gpt entries: %w", err)
 	}
 	if crc32.ChecksumIEEE(table) != le.Uint32(hdr[88:]) {
-		return nil, fmt.Errorf("gpt entries checksum mismatch")
+		return nil, errors.New("gpt entries checksum mismatch")
 	}
 	var parts []Partition
 	for i := uint32(0); i < count; i++ {
@@ -168,17 +248,37 @@ func ReadGPT(r io.ReaderAt, blockSize int64) ([]Partition, error) {
 		if bytes.Equal(e[:16], make([]byte, 16)) {
 			continue
 		}
-		var name []rune
-		for j := 56; j+1 < 128; j += 2 {
-			c := le.Uint16(e[j:])
-			if c == 0 {
-				break
-			}
-			name = append(name, rune(c))
-		}
-		parts = append(parts, Partition{Number: int(i) + 1, UUID: gptGUID(e[16:32]), Label: string(name)})
+		parts = append(parts, Partition{Number: int(i) + 1, UUID: gptGUID(e[16:32]), Label: gptName(e[56:128])})
 	}
 	return parts, nil
+}
+
+// protectiveMBR reports whether LBA 0 announces a GPT the way the kernel
+// requires: the 55 aa signature and a partition of type 0xEE in one of the
+// four slots (protective or hybrid MBR).
+func protectiveMBR(mbr []byte) bool {
+	if mbr[510] != 0x55 || mbr[511] != 0xaa {
+		return false
+	}
+	for slot := 0; slot < 4; slot++ {
+		if mbr[446+16*slot+4] == 0xee {
+			return true
+		}
+	}
+	return false
+}
+
+// gptName decodes a partition name: UTF-16LE, NUL-terminated or 36 units.
+func gptName(b []byte) string {
+	var units []uint16
+	for j := 0; j+1 < len(b); j += 2 {
+		c := binary.LittleEndian.Uint16(b[j:])
+		if c == 0 {
+			break
+		}
+		units = append(units, c)
+	}
+	return string(utf16.Decode(units))
 }
 
 // Matches reports whether d is what a root= specification names.
@@ -198,6 +298,27 @@ func (d Device) Matches(spec string) bool {
 		return d.PartLabel != "" && value == d.PartLabel
 	}
 	return false
+}
+
+// ErrAmbiguous: more than one block device matches a root= specification.
+// Taking the first would let any disk that copies the root's label or UUID
+// (a USB stick, a second drive) race the real root.
+var ErrAmbiguous = errors.New("more than one block device matches")
+
+// Match finds the one device among devs that spec names: found is false
+// when none does, and the error names every device when more than one does.
+func Match(devs []Device, spec string) (dev Device, found bool, err error) {
+	var matches []string
+	for _, d := range devs {
+		if d.Matches(spec) {
+			dev = d
+			matches = append(matches, d.String())
+		}
+	}
+	if len(matches) > 1 {
+		return Device{}, false, fmt.Errorf("%w root=%s: %s", ErrAmbiguous, spec, strings.Join(matches, "; "))
+	}
+	return dev, len(matches) == 1, nil
 }
 
 // ValidSpec checks a root= value.

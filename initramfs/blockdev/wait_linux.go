@@ -3,6 +3,7 @@ package blockdev
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,13 +66,18 @@ func readDiskGPT(disk string) []Partition {
 		return nil
 	}
 	defer f.Close()
-	parts, _ := ReadGPT(f, bs)
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil
+	}
+	parts, _ := ReadGPT(f, size, bs)
 	return parts
 }
 
 // Wait scans the block devices every 100ms until one matches spec (a root=
 // value) or ctx ends; then the error lists every device it saw and what it
-// found on each, so a wrong UUID or a missing driver is plain to see.
+// found on each, so a wrong UUID or a missing driver is plain to see. When
+// several devices match, it fails with ErrAmbiguous naming them all.
 func Wait(ctx context.Context, spec string) (Device, error) {
 	if err := ValidSpec(spec); err != nil {
 		return Device{}, err
@@ -80,10 +86,8 @@ func Wait(ctx context.Context, spec string) (Device, error) {
 	defer tick.Stop()
 	for {
 		devs := Scan()
-		for _, d := range devs {
-			if d.Matches(spec) {
-				return d, nil
-			}
+		if d, found, err := Match(devs, spec); found || err != nil {
+			return d, err
 		}
 		select {
 		case <-ctx.Done():

@@ -7,12 +7,14 @@ package conformance
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // Vector is one conformance case.
@@ -24,6 +26,53 @@ type Vector struct {
 	Lenient bool
 	SHA256  string // of the image; "" for should-fail vectors
 	Version int    // required format version, or -1 for the defaults
+}
+
+// ForTest loads the vectors from ../shared/composefs-tests beside the
+// repository. Where they are missing the test is skipped, except under
+// CI=true, where it fails: a CI run must not pass by not running them.
+func ForTest(tb testing.TB) []Vector {
+	tb.Helper()
+	dir, err := sharedDir()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return forTest(tb, dir)
+}
+
+func forTest(tb testing.TB, dir string) []Vector {
+	tb.Helper()
+	vs, err := Load(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(vs) == 0 {
+		missing := "no conformance vectors in " + dir + " (the shared/ directory must sit beside the repository)"
+		if os.Getenv("CI") == "true" {
+			tb.Fatal(missing + "; CI=true requires them")
+		}
+		tb.Skip(missing)
+	}
+	return vs
+}
+
+// sharedDir finds the repository (the directory with go.mod, at or above
+// the test's working directory) and names composefs-tests beside it.
+func sharedDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(filepath.Dir(dir), "shared", "composefs-tests"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("conformance vectors: no go.mod above the working directory")
+		}
+		dir = parent
+	}
 }
 
 var lenient = map[string]bool{"no-newline.dump": true, "longlink.dump": true, "honggfuzz-longlink-unterminated.dump": true}
