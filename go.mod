@@ -16,4 +16,5 @@ require (
 	github.com/google/go-tpm-tools v0.4.11 // indirect
 	github.com/pierrec/lz4/v4 v4.1.22 // indirect
 	github.com/u-root/uio v0.0.0-20240224005618-d2acac8f3701 // indirect
+	golang.org/x/crypto v0.51.0 // indirect
 )
