@@ -25,6 +25,7 @@ func FuzzPE(f *testing.F) {
 		_, _ = ImageHash(data)
 		_, _ = MeasuredSections(bytes.NewReader(data))
 		_, _ = Signatures(data)
+		_, _ = Inspect(data, nil)
 		uki, err := Build(data, Parts{Cmdline: []byte("root=x"), Linux: []byte("kernel")})
 		if err != nil {
 			return
