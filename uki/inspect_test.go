@@ -67,3 +67,26 @@ func TestMeasuredSectionsZeroFill(t *testing.T) {
 		t.Errorf(".linux: %d bytes, want %d (zero-filled)", len(got[".linux"]), len(want))
 	}
 }
+
+// TestMeasuredSectionsFirstWins: of two sections with one name,
+// systemd-stub uses (and measures) the first.
+func TestMeasuredSectionsFirstWins(t *testing.T) {
+	parts := testParts()
+	out, err := Build(readStub(t), parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parsePE(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := p.section(".osrel") // laid out before .cmdline
+	copy(p.data[p.sectTbl+i*sectionHeaderSize:][:8], ".cmdline")
+	got, err := MeasuredSections(bytes.NewReader(p.data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[".cmdline"], parts.OSRelease) {
+		t.Errorf(".cmdline read as %q, want the first section's %q", got[".cmdline"], parts.OSRelease)
+	}
+}

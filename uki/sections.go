@@ -25,7 +25,8 @@ func MeasuredSections(r io.ReaderAt) (map[string][]byte, error) {
 	}
 	out := map[string][]byte{}
 	for _, s := range f.Sections {
-		if !slices.Contains(tpm.UKISectionOrder, s.Name) {
+		// The stub uses the first section of a name.
+		if _, seen := out[s.Name]; seen || !slices.Contains(tpm.UKISectionOrder, s.Name) {
 			continue
 		}
 		data, err := s.Data()
