@@ -68,6 +68,9 @@ type VMOptions struct {
 	TPM    bool   // attach a swtpm TPM 2.0 (TIS)
 	// TPMState reuses a swtpm state directory (a TPM that survives reboots).
 	TPMState string
+	// UEFI boots through OVMF Secure Boot from an ESP; Initrd and Append
+	// are then unused (the UKI on the ESP carries them).
+	UEFI *UEFI
 }
 
 // VM is a running QEMU with its serial console.
@@ -90,8 +93,11 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	args := []string{
 		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", k.Image, "-initrd", o.Initrd,
-		"-append", "console=ttyS0 " + o.Append,
+	}
+	if o.UEFI != nil {
+		args = append(args, o.UEFI.qemuArgs()...)
+	} else {
+		args = append(args, "-kernel", k.Image, "-initrd", o.Initrd, "-append", "console=ttyS0 "+o.Append)
 	}
 	if o.Disk != "" {
 		args = append(args, "-drive", "file="+o.Disk+",if=virtio,format=raw,cache=unsafe")
