@@ -12,7 +12,7 @@ export GOFLAGS ?= -mod=mod
 APT_PACKAGES := qemu-system-x86 swtpm swtpm-tools ovmf erofs-utils fsverity \
 	e2fsprogs libssl-dev busybox-static zstd xz-utils cpio openssl gcc \
 	dosfstools xfsprogs fdisk kmod bc binutils systemd \
-	sbsigntool efitools mtools libtss2-esys-3.0.2-0 libtss2-tcti-swtpm0
+	sbsigntool efitools mtools libtss2-esys-3.0.2-0 libtss2-tcti-swtpm0 python3-pefile
 
 .PHONY: all build deps test test-unit test-qemu bench demo clean
 
@@ -32,7 +32,7 @@ deps:
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@qemu-tests/fetch-debs.sh $(CACHE)/debian 'linux-image-6\.12\..*-cloud-amd64$$' 'systemd-boot-efi$$' >/dev/null
+	@qemu-tests/fetch-debs.sh $(CACHE)/debian 'linux-image-6\.12\..*-cloud-amd64$$' 'systemd-boot-efi$$' 'systemd-ukify$$' >/dev/null
 
 test: deps test-unit test-qemu
 

@@ -43,7 +43,8 @@ const defaultSBAT = sbatHeader + "uki,1,UKI,uki,1,https://uapi-group.org/specifi
 // stub's sections stay as they are, except .sbat, whose contents become the
 // stub's, the kernel's and the user's SBAT entries merged (the stub measures
 // and shim checks the first .sbat, so it cannot be a second section). The
-// result depends only on the inputs.
+// result depends only on the inputs, and is byte for byte what ukify 257
+// (the stub's version) writes for them.
 func Build(stub []byte, parts Parts) ([]byte, error) {
 	p, err := parsePE(bytes.Clone(stub))
 	if err != nil {
@@ -60,8 +61,8 @@ func Build(stub []byte, parts Parts) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// ukify's order; systemd-stub finds sections by name, measures them in
-	// its own fixed order.
+	// ukify 257's order (the stub's version); systemd-stub finds sections
+	// by name and measures them in its own fixed order.
 	add := []struct {
 		name string
 		data []byte
@@ -72,9 +73,9 @@ func Build(stub []byte, parts Parts) ([]byte, error) {
 		{".uname", parts.Uname},
 		{".splash", parts.Splash},
 		{".pcrpkey", pcrpkey},
+		{".linux", parts.Linux},
 		{".initrd", parts.Initrd},
 		{".ucode", parts.Ucode},
-		{".linux", parts.Linux},
 		{".sbat", sbat},
 	}
 	measured := map[string][]byte{}

@@ -71,7 +71,7 @@ func TestBuildLayout(t *testing.T) {
 			t.Errorf("stub section %s: data changed", s.Name)
 		}
 	}
-	want := []string{".osrel", ".cmdline", ".uname", ".splash", ".initrd", ".linux"}
+	want := []string{".osrel", ".cmdline", ".uname", ".splash", ".linux", ".initrd"}
 	added := f.Sections[len(orig.Sections):]
 	if len(added) != len(want) {
 		t.Fatalf("added %d sections, want %v", len(added), want)

@@ -37,7 +37,7 @@ func TestInspect(t *testing.T) {
 	if len(info.PCR11) != 4 || info.PCR11[3].Phase != "enter-initrd:leave-initrd:sysinit:ready" || info.PCR11[1].Value != hex.EncodeToString(want[1].Value) {
 		t.Errorf("PCR 11 %+v", info.PCR11)
 	}
-	if n := len(info.Sections); n != 12 || info.Sections[n-1].Name != ".linux" || info.Sections[n-1].VirtualSize != uint32(len(parts.Linux)) {
+	if n := len(info.Sections); n != 12 || info.Sections[n-2].Name != ".linux" || info.Sections[n-2].VirtualSize != uint32(len(parts.Linux)) {
 		t.Errorf("sections %+v", info.Sections)
 	}
 }
