@@ -228,3 +228,23 @@ func TestSecureBootOwnKeys(t *testing.T) {
 		t.Error("the snakeoil-signed UKI started on a machine with the user's keys")
 	}
 }
+
+// TestSecureBootUKIBindsImage: a signed UKI names one image; a disk whose
+// file under that name holds another image does not boot.
+func TestSecureBootUKIBindsImage(t *testing.T) {
+	t.Parallel()
+	disk := fx.Disk(t, "sealed")
+	a, b := fx.Digest.String(), fx.OtherDigest.String()
+	run(t, "debugfs", "-w", "-R", "rm /composefs/images/"+a, disk)
+	run(t, "debugfs", "-w", "-R", "ln /composefs/images/"+b+" /composefs/images/"+a, disk)
+	image := signSnakeoil(t, buildUKI(t, cmdline(a)))
+	vm := Boot(t, fx.Kernel, VMOptions{Disk: disk, UEFI: NewUEFI(t, ovmfVarsSnakeoil, writeEFI(t, image))})
+	vm.WaitFor(`EFI stub: UEFI Secure Boot is enabled`)
+	vm.WaitFor(`cfsboot: FAILED at stage verify: expected fs-verity digest ` + a + ` \(composefs=\), found ` + b)
+	vm.WaitFor(`cfsboot: powering off`)
+	vm.WaitExit()
+	// (expectFailure's "switching to" also matches the UEFI frame buffer console's line.)
+	if vm.Has(`TESTINIT`) || vm.Has(`cfsboot: switching to`) {
+		t.Error("the root of another image ran")
+	}
+}

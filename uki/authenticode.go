@@ -171,7 +171,7 @@ func signatures(image []byte) ([]*pkcs7Signature, []byte, error) {
 			}
 			out = append(out, ps)
 		}
-		table = table[min(uint64(len(table)), uint64(roundUp(n, certTableAlignment))):]
+		table = table[min(uint64(len(table)), (uint64(n)+certTableAlignment-1)&^(certTableAlignment-1)):]
 	}
 	return out, h.Sum(nil), nil
 }
