@@ -248,3 +248,29 @@ func TestSecureBootUKIBindsImage(t *testing.T) {
 		t.Error("the root of another image ran")
 	}
 }
+
+// TestSecureBootIgnoresOutsideCmdline: the firmware starts the signed UKI
+// with a command line of its own (another composefs=); under Secure Boot
+// systemd-stub ignores it and boots the UKI's signed one. Without Secure
+// Boot (setup-mode VARS) the same outside command line does reach the
+// kernel, so the test sees it being given.
+func TestSecureBootIgnoresOutsideCmdline(t *testing.T) {
+	t.Parallel()
+	image := writeEFI(t, signSnakeoil(t, buildUKI(t, cmdline(fx.Digest.String()))))
+	outside := "console=ttyS0 " + cmdline(fx.OtherDigest.String())
+
+	insecure := NewUEFI(t, ovmfVarsSetup, image)
+	vm := Boot(t, fx.Kernel, VMOptions{Disk: fx.Disk(t, "sealed"), UEFI: &UEFI{Vars: insecure.Vars, Image: image, LoadOptions: outside}})
+	vm.WaitFor(`Kernel command line: .*composefs=` + fx.OtherDigest.String())
+	vm.Kill()
+
+	secure := NewUEFI(t, ovmfVarsSnakeoil, image)
+	vm = Boot(t, fx.Kernel, VMOptions{Disk: fx.Disk(t, "sealed"), UEFI: &UEFI{Vars: secure.Vars, Image: image, LoadOptions: outside}})
+	vm.WaitFor(`EFI stub: UEFI Secure Boot is enabled`)
+	vm.WaitFor(`cfsboot: composefs image ` + fx.Digest.String() + ` verified`)
+	vm.WaitFor(`TESTINIT done`)
+	vm.WaitExit()
+	if vm.Has(fx.OtherDigest.String()) {
+		t.Error("the command line from outside the UKI reached the kernel")
+	}
+}

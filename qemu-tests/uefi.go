@@ -25,17 +25,27 @@ const (
 type UEFI struct {
 	Vars string // a private copy of an OVMF VARS image (written by the firmware)
 	ESP  string // raw FAT image holding EFI/BOOT/BOOTX64.EFI
+	// Image, when set, is handed to OVMF with QEMU's -kernel instead: the
+	// firmware loads it (checking its signature) and starts it with
+	// LoadOptions as its command line, as a boot entry with arguments would.
+	Image, LoadOptions string
 }
 
 func (u *UEFI) qemuArgs() []string {
-	return []string{
+	args := []string{
 		"-machine", "smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + ovmfCodeSecboot,
 		"-drive", "if=pflash,format=raw,unit=1,file=" + u.Vars,
-		"-drive", "if=ide,format=raw,file=" + u.ESP,
 		// Without a NIC a refused image does not fall through to PXE.
 		"-nic", "none",
 	}
+	if u.ESP != "" {
+		args = append(args, "-drive", "if=ide,format=raw,file="+u.ESP)
+	}
+	if u.Image != "" {
+		args = append(args, "-kernel", u.Image, "-append", u.LoadOptions)
+	}
+	return args
 }
 
 // NewUEFI makes an ESP holding efi as the default boot loader and a
