@@ -4,10 +4,14 @@ package qemutests
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"debug/pe"
 	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,10 +30,12 @@ const stubPath = repoRoot + "/.cache/debian/root/systemd-boot-efi/usr/lib/system
 // a command line.
 func buildUKI(t *testing.T, cmdline string) []byte {
 	t.Helper()
-	return buildUKIWith(t, fx.InitrdNoShell, cmdline)
+	return buildUKIWith(t, fx.InitrdNoShell, cmdline, nil)
 }
 
-func buildUKIWith(t *testing.T, initrdPath, cmdline string) []byte {
+// buildUKIWith makes an unsigned UKI with another initrd and, with pcrKey,
+// signed PCR 11 policies for every bank.
+func buildUKIWith(t *testing.T, initrdPath, cmdline string, pcrKey *rsa.PrivateKey) []byte {
 	t.Helper()
 	stub, err := os.ReadFile(stubPath)
 	if err != nil {
@@ -46,6 +52,7 @@ func buildUKIWith(t *testing.T, initrdPath, cmdline string) []byte {
 	out, err := uki.Build(stub, uki.Parts{
 		Linux: kernel, Initrd: initrd, Cmdline: []byte("console=ttyS0 " + cmdline),
 		OSRelease: []byte("ID=cfsboot-test\nNAME=\"cfsboot test image\"\n"),
+		PCRKey:    pcrKey, PCRBanks: []string{"sha1", "sha256", "sha384", "sha512"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -85,13 +92,18 @@ func writeEFI(t *testing.T, data []byte) string {
 // TestSecureBootSignedUKI: OVMF with the snakeoil keys boots our signed
 // UKI; systemd-stub measures its sections, cfsboot-init verifies the root
 // and adds the boot phases, and the booted system's PCR 11 equals our
-// prediction from the UKI for enter-initrd:leave-initrd.
+// prediction from the UKI for enter-initrd:leave-initrd, in every bank;
+// the UKI's .pcrsig holds a signed policy for exactly that value.
 func TestSecureBootSignedUKI(t *testing.T) {
 	t.Parallel()
+	pcrKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// measure-phases=1: cfsboot-init looks for systemd-stub's mark in
 	// efivarfs before it loads modules, and the Debian cloud kernel has
 	// efivarfs as a module (CONFIG_EFIVAR_FS=m), so it cannot see the mark.
-	image := signSnakeoil(t, buildUKI(t, cmdline(fx.Digest.String(), "rd.cfsboot.tpm=require", "rd.cfsboot.measure-phases=1")))
+	image := signSnakeoil(t, buildUKIWith(t, fx.InitrdNoShell, cmdline(fx.Digest.String(), "rd.cfsboot.tpm=require", "rd.cfsboot.measure-phases=1"), pcrKey))
 	vm := Boot(t, fx.Kernel, VMOptions{Disk: fx.Disk(t, "sealed"), TPM: true,
 		UEFI: NewUEFI(t, ovmfVarsSnakeoil, writeEFI(t, image))})
 	vm.WaitFor(`EFI stub: UEFI Secure Boot is enabled`)
@@ -113,11 +125,32 @@ func TestSecureBootSignedUKI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var pcrsig map[string][]struct {
+		Policy string `json:"pol"`
+	}
+	signedPolicies := func(bank string) []string {
+		var out []string
+		for _, s := range pcrsig[bank] {
+			out = append(out, s.Policy)
+		}
+		return out
+	}
+	p, err := pe.NewFile(bytes.NewReader(image))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := p.Section(".pcrsig").Data(); err != nil || json.Unmarshal(bytes.TrimRight(data, "\x00"), &pcrsig) != nil {
+		t.Fatalf(".pcrsig: %v %q", err, data)
+	}
 	n := 0
 	for _, v := range vals {
 		b, ok := tpm.BankByName(v.Bank)
 		if v.PCR != tpm.PCR11 || !ok {
 			continue
+		}
+		value, _ := hex.DecodeString(v.Value)
+		if !slices.Contains(signedPolicies(v.Bank), hex.EncodeToString(uki.PolicyPCRDigest(b, tpm.PCR11, value))) {
+			t.Errorf(".pcrsig has no %s policy for the booted PCR 11 %s", v.Bank, v.Value)
 		}
 		for _, p := range tpm.PredictPCR11(sections, []tpm.Bank{b}) {
 			if p.Path == "enter-initrd:leave-initrd" {
@@ -196,7 +229,7 @@ func TestSecureBootOwnKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enroller := buildUKIWith(t, enrollInitrd(t, vars), "")
+	enroller := buildUKIWith(t, enrollInitrd(t, vars), "", nil)
 	machine := NewUEFI(t, ovmfVarsSetup, writeEFI(t, enroller))
 	vm := Boot(t, fx.Kernel, VMOptions{UEFI: machine})
 	vm.WaitFor(`ENROLL before: setup mode true, secure boot false, 0 PK`)
