@@ -18,7 +18,8 @@ GOBUILD := $(GO) build -buildvcs=auto
 # Debian 12 packages the tests and the demo use.
 APT_PACKAGES := qemu-system-x86 swtpm swtpm-tools ovmf erofs-utils fsverity \
 	e2fsprogs libssl-dev busybox-static mmdebstrap zstd xz-utils cpio openssl gcc \
-	dosfstools xfsprogs btrfs-progs fdisk kmod bc binutils systemd man-db
+	dosfstools xfsprogs btrfs-progs fdisk kmod bc binutils systemd man-db \
+	sbsigntool efitools mtools libtss2-esys-3.0.2-0 libtss2-tcti-swtpm0 python3-pefile
 
 .PHONY: all build deps test test-unit test-qemu bench demo clean man readme install
 
@@ -60,7 +61,7 @@ deps:
 	fi
 	@mkdir -p $(CACHE) $(DOWNLOADS)/debian $(DOWNLOADS)/debian-root
 	@for d in debian debian-root; do [ -e $(CACHE)/$$d ] || ln -s $(DOWNLOADS)/$$d $(CACHE)/$$d; done
-	@qemu-tests/fetch-debs.sh $(CACHE)/debian 'linux-image-6\.12\..*-cloud-amd64$$' 'systemd-boot-efi$$' >/dev/null
+	@qemu-tests/fetch-debs.sh $(CACHE)/debian 'linux-image-6\.12\..*-cloud-amd64$$' 'systemd-boot-efi$$' 'systemd-ukify$$' >/dev/null
 
 test: deps test-unit test-qemu
 

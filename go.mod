@@ -12,6 +12,7 @@ require (
 	github.com/spf13/pflag v1.0.9
 	github.com/u-root/u-root v0.16.0
 	github.com/ulikunitz/xz v0.5.17
+	golang.org/x/crypto v0.51.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.48.0
 )

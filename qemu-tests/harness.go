@@ -72,6 +72,9 @@ type VMOptions struct {
 	// ExtraDisks are more raw images, attached in order after Disk as
 	// /dev/vdb, /dev/vdc, ... (another drive, a USB stick in the port).
 	ExtraDisks []string
+	// UEFI boots through OVMF Secure Boot from an ESP; Initrd and Append
+	// are then unused (the UKI on the ESP carries them).
+	UEFI *UEFI
 }
 
 // VM is a running QEMU with its serial console.
@@ -92,8 +95,11 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	args := []string{
 		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
-		"-kernel", k.Image, "-initrd", o.Initrd,
-		"-append", "console=ttyS0 " + o.Append,
+	}
+	if o.UEFI != nil {
+		args = append(args, o.UEFI.qemuArgs()...)
+	} else {
+		args = append(args, "-kernel", k.Image, "-initrd", o.Initrd, "-append", "console=ttyS0 "+o.Append)
 	}
 	if o.Disk != "" {
 		args = append(args, "-drive", "file="+o.Disk+",if=virtio,format=raw,cache=unsafe")

@@ -6,9 +6,11 @@ import (
 	"cfsboot/verity"
 )
 
-// UKISectionOrder is the order in which systemd-stub measures UKI sections
-// into PCR 11 (systemd-measure uses the same).
-var UKISectionOrder = []string{".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat", ".pcrpkey", ".profile"}
+// UKISectionOrder is the order in which systemd-stub (257) measures UKI
+// sections into PCR 11 (systemd-measure uses the same); .pcrsig is never
+// measured. Of several .dtbauto sections the stub measures the one matching
+// the machine's devicetree, which a prediction cannot know.
+var UKISectionOrder = []string{".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb", ".uname", ".sbat", ".pcrpkey", ".profile", ".dtbauto", ".hwids"}
 
 // PCR11 is where systemd-stub and systemd-pcrphase measure; PCR15 is the
 // default for the composefs digest (system identity).
