@@ -179,3 +179,5 @@ func content(n *tree.Node) string {
 	}
 	return fmt.Sprintf("<%d bytes>", n.Size)
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
