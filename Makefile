@@ -11,7 +11,7 @@ export GOFLAGS ?= -mod=mod
 # Debian 12 packages the tests and the demo use.
 APT_PACKAGES := qemu-system-x86 swtpm swtpm-tools ovmf erofs-utils fsverity \
 	e2fsprogs libssl-dev busybox-static zstd xz-utils cpio openssl gcc \
-	dosfstools xfsprogs fdisk kmod bc binutils systemd
+	dosfstools xfsprogs fdisk kmod bc binutils systemd umoci skopeo
 
 .PHONY: all build deps test test-unit test-qemu bench demo clean
 

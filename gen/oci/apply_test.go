@@ -28,7 +28,7 @@ func twoLayerImage(t testing.TB) ([]byte, []byte) {
 		file("data", "f"),
 		dir("tree/"), dir("tree/sub/"), file("tree/sub/file", "deep"),
 		ent{name: "caps", typ: tar.TypeReg, mode: 0o755, uid: 1000, gid: 100, body: "c",
-			xattrs: map[string]string{"security.capability": "cap", "user.foo": "bar"}},
+			xattrs: map[string]string{"security.capability": "cap", "user.foo": "bar", "user.unset": ""}},
 	)
 	l2 := tarOf(t,
 		whiteout("etc/.wh.passwd"), file("etc/passwd", "new"),

@@ -171,12 +171,14 @@ func inodeOf(hdr *tar.Header) (*inode, error) {
 	return ino, nil
 }
 
-// xattrsOf reads the PAX SCHILY.xattr.* records, sorted by name.
+// xattrsOf reads the PAX SCHILY.xattr.* records, sorted by name. A record
+// with an empty value unsets its keyword (POSIX pax, as umoci reads it), so
+// it is no xattr.
 func xattrsOf(hdr *tar.Header) ([]tree.Xattr, error) {
 	var xs []tree.Xattr
 	for k, v := range hdr.PAXRecords {
 		key, ok := strings.CutPrefix(k, paxXattrPrefix)
-		if !ok {
+		if !ok || v == "" {
 			continue
 		}
 		if key == "" || len(key) > maxXattrName || strings.IndexByte(key, 0) >= 0 {
