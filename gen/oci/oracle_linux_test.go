@@ -315,3 +315,39 @@ func describeTree(t *testing.T, root string) map[string]string {
 	}
 	return out
 }
+
+// skopeo, an independent converter, turns a layout into the other source
+// kinds (and pushes it to a registry); every one imports to the same
+// digest.
+func TestSkopeoConversions(t *testing.T) {
+	skopeo, err := exec.LookPath("skopeo")
+	if err != nil {
+		t.Skip("skopeo not installed (Debian package skopeo, in the Makefile's APT_PACKAGES)")
+	}
+	img := oracleImages(t)["three layers gzip"]
+	want := digestOf(t, img, Options{})
+	layoutDir := writeLayout(t, img, "oracle")
+	tmp := t.TempDir()
+	host := serveRegistry(t)
+	for _, tc := range []struct{ dest, src string }{
+		{"oci-archive:" + tmp + "/oci.tar:oracle", "oci-archive:" + tmp + "/oci.tar:oracle"},
+		{"docker-archive:" + tmp + "/docker.tar:example.org/oracle:v1", "docker-archive:" + tmp + "/docker.tar"},
+		{"oci:" + tmp + "/layout2:copied", "oci:" + tmp + "/layout2:copied"},
+		{"docker://" + host + "/oracle:v1", "docker://" + host + "/oracle:v1"},
+	} {
+		t.Run(tc.dest, func(t *testing.T) {
+			cmd := exec.Command(skopeo, "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false", "oci:"+layoutDir+":oracle", tc.dest)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("skopeo copy: %v\n%s", err, out)
+			}
+			opened, closeFn, err := Open(tc.src, SourceOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeFn()
+			if got := digestOf(t, opened, Options{}); got != want {
+				t.Errorf("digest %s, want %s", got, want)
+			}
+		})
+	}
+}
