@@ -159,8 +159,8 @@ func (fs *rootfs) put(parts []string, ino *inode) error {
 		return err
 	}
 	old := dir.children[name]
-	if old != nil && old.written == fs.layer {
-		return fmt.Errorf("duplicate entry")
+	if err := fs.checkReplace(old, ino); err != nil {
+		return err
 	}
 	if old != nil && old.ino.isDir() && ino.isDir() {
 		ino.children = old.ino.children
@@ -169,10 +169,23 @@ func (fs *rootfs) put(parts []string, ino *inode) error {
 	return nil
 }
 
+// checkReplace refuses a second entry for a path in one layer, and a
+// non-directory over a directory this layer already wrote into.
+func (fs *rootfs) checkReplace(old *dirEntry, ino *inode) error {
+	switch {
+	case old == nil:
+	case old.written == fs.layer:
+		return fmt.Errorf("duplicate entry")
+	case old.touched == fs.layer && !(old.ino.isDir() && ino.isDir()):
+		return fmt.Errorf("replaces a directory this layer wrote into")
+	}
+	return nil
+}
+
 // whiteout applies ".wh.NAME" (remove NAME of a lower layer) or the opaque
 // marker (remove every lower-layer entry of the directory). OCI: whiteouts
-// apply only to lower layers, so hiding an entry this layer wrote is an
-// error; a whiteout of a path that does not exist hides nothing.
+// hide only what lower layers made, whatever their order in the layer; a
+// whiteout of a path that does not exist hides nothing.
 func (fs *rootfs) whiteout(parts []string) error {
 	name := parts[len(parts)-1]
 	dir, err := fs.parentDir(parts, name == whiteoutOpaque)
@@ -195,7 +208,12 @@ func (fs *rootfs) whiteout(parts []string) error {
 		return nil
 	}
 	if old.touched == fs.layer {
-		return fmt.Errorf("whiteout hides %q, written by the same layer", hidden)
+		// This layer wrote the entry (or into it) before its whiteout: the
+		// entry stays, and of a directory only what this layer wrote.
+		if old.ino.isDir() {
+			fs.pruneLower(old.ino)
+		}
+		return nil
 	}
 	delete(dir.children, hidden)
 	return nil

@@ -113,6 +113,31 @@ func TestHardLinksShareAnInode(t *testing.T) {
 	}
 }
 
+// OCI: a whiteout hides only lower layers' files, even when it comes after
+// this layer's entry of the same name.
+func TestWhiteoutAfterSameLayerEntry(t *testing.T) {
+	img := imageOfTars(t,
+		tarOf(t, file("-a", "old"), dir("-d/"), file("-d/old", "o"), dir("e/"), file("e/old", "o"), file("gone", "g")),
+		tarOf(t, file("-a", "new"), whiteout(".wh.-a"), dir("-d/"), file("-d/new", "n"), whiteout(".wh.-d"),
+			file("e/new", "n"), whiteout(".wh.e"), whiteout(".wh.gone")),
+	)
+	res, err := Import(img, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join([]string{
+		"/ 40755 0:0",
+		"/-a 100644 0:0 n1 \"new\"",
+		"/-d 40755 0:0",
+		"/-d/new 100644 0:0 n1 \"n\"",
+		"/e 40755 0:0",
+		"/e/new 100644 0:0 n1 \"n\"",
+	}, "\n")
+	if got := listing(res.Tree); got != want {
+		t.Errorf("tree:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 // Each hostile layer is rejected with an error naming the layer and the
 // entry.
 func TestHostileEntries(t *testing.T) {
@@ -140,8 +165,8 @@ func TestHostileEntries(t *testing.T) {
 		{"duplicate file", nil, []ent{file("a", "1"), file("a", "2")}, "a", "duplicate"},
 		{"duplicate dir", nil, []ent{dir("d/"), dir("d/")}, "d/", "duplicate"},
 		{"duplicate root", nil, []ent{dir("./"), dir(".")}, ".", "duplicate"},
-		{"whiteout hides same layer", nil, []ent{file("a", "1"), whiteout(".wh.a")}, ".wh.a", "same layer"},
-		{"whiteout hides same layer's child", []ent{dir("d/")}, []ent{file("d/x", "1"), whiteout(".wh.d")}, ".wh.d", "same layer"},
+		{"file over a dir of the same layer", nil, []ent{file("a/b", "1"), file("a", "2")}, "a", "wrote into"},
+		{"symlink over a dir of the same layer", []ent{dir("a/")}, []ent{file("a/b", "1"), symlink("a", "/etc")}, "a", "wrote into"},
 		{"whiteout as dir", nil, []ent{file(".wh.a/b", "x")}, ".wh.a/b", "whiteout name"},
 		{"whiteout dir entry", nil, []ent{dir(".wh.a/")}, ".wh.a/", "whiteout is not a regular file"},
 		{"whiteout through symlink", nil, []ent{symlink("s", "/etc"), whiteout("s/.wh.passwd")}, "s/.wh.passwd", "symlink"},

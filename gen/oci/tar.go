@@ -93,7 +93,7 @@ func (fs *rootfs) applyEntry(hdr *tar.Header, content io.Reader, sink ObjectSink
 	}
 	// The path is checked before any content is read, so that a hostile
 	// entry costs no copy.
-	if err := fs.checkPut(parts); err != nil {
+	if err := fs.checkPut(parts, ino); err != nil {
 		return err
 	}
 	if ino.meta.Mode&tree.SIFMT == tree.SIFREG {
@@ -106,8 +106,9 @@ func (fs *rootfs) applyEntry(hdr *tar.Header, content io.Reader, sink ObjectSink
 	return fs.put(parts, ino)
 }
 
-// checkPut reports the errors put would give, without changing fs.
-func (fs *rootfs) checkPut(parts []string) error {
+// checkPut reports the errors of the path put would give, without
+// changing fs.
+func (fs *rootfs) checkPut(parts []string, ino *inode) error {
 	if len(parts) == 0 {
 		return nil
 	}
@@ -115,10 +116,7 @@ func (fs *rootfs) checkPut(parts []string) error {
 	if err != nil {
 		return err
 	}
-	if e != nil && e.written == fs.layer {
-		return fmt.Errorf("duplicate entry")
-	}
-	return nil
+	return fs.checkReplace(e, ino)
 }
 
 // inodeOf maps a tar header to inode metadata.
