@@ -1,7 +1,3 @@
-// Package oci imports OCI container images as composefs trees: it applies
-// the image's layers in order as the OCI image spec says (whiteouts, opaque
-// directories, hard links, replacements), keeps only the tree's metadata in
-// memory and streams every file's content into an ObjectSink.
 package oci
 
 import (

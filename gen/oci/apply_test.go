@@ -198,6 +198,34 @@ func TestHostileEntries(t *testing.T) {
 	}
 }
 
+// A PAX sparse file (GNU 1.0) whose holes expand to a terabyte is
+// refused before any of it is read.
+func TestSparseBomb(t *testing.T) {
+	pax := ""
+	for _, kv := range []string{"GNU.sparse.major=1", "GNU.sparse.minor=0", "GNU.sparse.name=big", "GNU.sparse.realsize=1099511627776"} {
+		n := len(kv) + 3
+		n += len(fmt.Sprint(n+len(kv)+3)) - 1
+		rec := fmt.Sprintf("%d %s\n", n, kv)
+		if len(rec) != n {
+			rec = fmt.Sprintf("%d %s\n", len(rec), kv)
+		}
+		pax += rec
+	}
+	data := tarOf(t, ent{name: "pax", typ: tar.TypeReg, mode: 0o644, body: pax, mtime: 1700000000},
+		ent{name: "GNUSparseFile.0/big", typ: tar.TypeReg, mode: 0o644, body: "1\n1099511627775\n1\n" + strings.Repeat("\x00", 494) + "x", mtime: 1700000000})
+	data[156] = tar.TypeXHeader
+	copy(data[148:156], "        ")
+	sum := 0
+	for _, c := range data[:512] {
+		sum += int(c)
+	}
+	copy(data[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	_, err := Import(imageOfTars(t, data), Options{})
+	if err == nil || !strings.Contains(err.Error(), "sparse files are not supported") {
+		t.Errorf("error %v, want sparse files refused", err)
+	}
+}
+
 // A PAX header bigger than archive/tar's 1 MiB bound is an error naming
 // the layer.
 func TestOversizedHeader(t *testing.T) {

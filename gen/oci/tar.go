@@ -87,6 +87,13 @@ func (fs *rootfs) applyEntry(hdr *tar.Header, content io.Reader, sink ObjectSink
 		}
 		return fs.link(parts, target)
 	}
+	for k := range hdr.PAXRecords {
+		// archive/tar expands PAX sparse files itself: their holes would
+		// bypass the layer's size limits, and images have no use for them.
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return fmt.Errorf("sparse files are not supported")
+		}
+	}
 	ino, err := inodeOf(hdr)
 	if err != nil {
 		return err
