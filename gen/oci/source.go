@@ -2,9 +2,11 @@ package oci
 
 import (
 	"archive/tar"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -83,14 +85,18 @@ func Open(src string, opts SourceOptions) (v1.Image, func() error, error) {
 	case "docker":
 		ref := strings.TrimPrefix(rest, "//")
 		var nameOpts []name.Option
+		remoteOpts := []remote.Option{remote.WithAuthFromKeychain(opts.Keychain), remote.WithPlatform(opts.Platform)}
 		if opts.InsecureRegistry {
 			nameOpts = append(nameOpts, name.Insecure)
+			t := remote.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+			remoteOpts = append(remoteOpts, remote.WithTransport(t))
 		}
 		r, err := name.ParseReference(ref, nameOpts...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("source %q: %w", src, err)
 		}
-		img, err := remote.Image(r, remote.WithAuthFromKeychain(opts.Keychain), remote.WithPlatform(opts.Platform))
+		img, err := remote.Image(r, remoteOpts...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("registry image %s: %w", r, err)
 		}

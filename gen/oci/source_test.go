@@ -257,3 +257,28 @@ func TestRegistryAuthFile(t *testing.T) {
 		t.Error("no credentials: the registry let the pull through")
 	}
 }
+
+// A registry with a certificate nobody trusts is refused unless
+// --insecure-registry asks otherwise.
+func TestInsecureRegistry(t *testing.T) {
+	srv := httptest.NewUnstartedServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	srv.StartTLS()
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "https://")
+	ref, _ := name.ParseReference(host + "/tls:v1")
+	img := imageOfTars(t, tarOf(t, file("hello", "tls")))
+	if err := remote.Write(ref, img, remote.WithTransport(srv.Client().Transport)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Open("docker://"+host+"/tls:v1", SourceOptions{}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted certificate: error %v, want a certificate error", err)
+	}
+	opened, _, err := Open("docker://"+host+"/tls:v1", SourceOptions{InsecureRegistry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := Import(opened, Options{}); err != nil || string(res.Tree.Lookup("hello").Content) != "tls" {
+		t.Errorf("insecure import: %v", err)
+	}
+}
