@@ -91,6 +91,9 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 	platform := f.String("platform", "linux/amd64", "`OS/ARCH[/VARIANT]` to pick from multi-platform images")
 	insecure := f.Bool("insecure-registry", false, "allow plain HTTP and unverified TLS to the registry")
 	format := f.String("format", "v0", "composefs format: v0 (mkcomposefs default) or v1 (composefs-rs default)")
+	limits := oci.DefaultLimits()
+	f.Int64Var(&limits.MaxLayerBytes, "max-layer-size", limits.MaxLayerBytes, "refuse layers expanding past this many `BYTES`")
+	f.Int64Var(&limits.MaxRatio, "max-ratio", limits.MaxRatio, "refuse layers expanding more than `N` times their compressed size")
 	asJSON := f.Bool("json", false, "print the result as JSON")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *ref != "" && *storeDir == "" {
@@ -109,7 +112,10 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 		default:
 			return fmt.Errorf("--format %q: want v0 or v1", *format)
 		}
-		opts := oci.Options{Progress: progressPrinter(cmd.ErrOrStderr())}
+		if limits.MaxLayerBytes <= 0 || limits.MaxRatio <= 0 {
+			return fmt.Errorf("--max-layer-size and --max-ratio must be positive")
+		}
+		opts := oci.Options{Limits: limits, Progress: progressPrinter(cmd.ErrOrStderr())}
 		if *bootable {
 			opts.Transform = oci.TransformBoot
 		}

@@ -81,6 +81,8 @@ func TestOCIImportCmd(t *testing.T) {
 		{[]string{"import", "--format", "v9", "oci:" + dir}, "--format"},
 		{[]string{"import", "--bootable", "oci:" + dir}, "no /boot"},
 		{[]string{"import"}, "accepts 1 arg"},
+		{[]string{"import", "--max-layer-size", "100", "oci:" + dir}, "more than 100 uncompressed bytes"},
+		{[]string{"import", "--max-ratio", "0", "oci:" + dir}, "must be positive"},
 	} {
 		if _, err := run(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
