@@ -18,12 +18,15 @@ import (
 )
 
 // ociStore is what `oci import --store` needs of an object store: a sink
-// for file contents and a commit of the finished tree under a ref.
+// for file contents, a commit of the finished tree under a ref, and an
+// abort that drops what a failed import left unflushed.
 type ociStore interface {
 	oci.ObjectSink
-	// Commit writes the image of root and the ref images/refs/<ref> (when
-	// ref is not empty) and returns the image's digest.
+	// Commit makes the sunk objects durable, writes the image of root and
+	// the ref images/refs/<ref> (when ref is not empty) and returns the
+	// image's digest.
 	Commit(root *tree.Node, opts erofs.Options, ref string) (verity.Digest, error)
+	Abort()
 }
 
 // openOCIStore opens the store at dir for an import; the store wiring sets
@@ -129,22 +132,11 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 			}
 			opts.Sink = st
 		}
-		img, closeSource, err := oci.Open(args[0], oci.SourceOptions{Platform: *plat, InsecureRegistry: *insecure})
+		digest, res, err := ociImport(args[0], oci.SourceOptions{Platform: *plat, InsecureRegistry: *insecure}, opts, st, erofsOpts, *ref)
 		if err != nil {
-			return err
-		}
-		defer closeSource()
-		res, err := oci.Import(img, opts)
-		if err != nil {
-			return err
-		}
-		var digest verity.Digest
-		if st != nil {
-			digest, err = st.Commit(res.Tree, erofsOpts, *ref)
-		} else {
-			digest, _, err = oci.ImageDigest(res.Tree, erofsOpts)
-		}
-		if err != nil {
+			if st != nil {
+				st.Abort()
+			}
 			return err
 		}
 		out := ociImported{
@@ -168,6 +160,27 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 		return nil
 	}
 	return cmd
+}
+
+// ociImport imports src and commits it into st, or only computes the
+// digest when st is nil.
+func ociImport(src string, srcOpts oci.SourceOptions, opts oci.Options, st ociStore, erofsOpts erofs.Options, ref string) (verity.Digest, *oci.Result, error) {
+	img, closeSource, err := oci.Open(src, srcOpts)
+	if err != nil {
+		return verity.Digest{}, nil, err
+	}
+	defer closeSource()
+	res, err := oci.Import(img, opts)
+	if err != nil {
+		return verity.Digest{}, nil, err
+	}
+	var digest verity.Digest
+	if st != nil {
+		digest, err = st.Commit(res.Tree, erofsOpts, ref)
+	} else {
+		digest, _, err = oci.ImageDigest(res.Tree, erofsOpts)
+	}
+	return digest, res, err
 }
 
 // progressPrinter reports finished layers, bytes and rate on a terminal,

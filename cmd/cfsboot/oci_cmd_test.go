@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 
@@ -15,6 +16,8 @@ import (
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/oci"
+	"cfsboot/gen/tree"
+	"cfsboot/verity"
 )
 
 func TestOCIImportCmd(t *testing.T) {
@@ -25,11 +28,11 @@ func TestOCIImportCmd(t *testing.T) {
 		{Name: "usr/lib/", Typeflag: tar.TypeDir, Mode: 0o755},
 		{Name: "usr/lib/modules/", Typeflag: tar.TypeDir, Mode: 0o755},
 		{Name: "usr/lib/modules/6.1/", Typeflag: tar.TypeDir, Mode: 0o755},
-		{Name: "usr/lib/modules/6.1/vmlinuz", Typeflag: tar.TypeReg, Mode: 0o644, Size: 3},
+		{Name: "usr/lib/modules/6.1/vmlinuz", Typeflag: tar.TypeReg, Mode: 0o644, Size: 100},
 	} {
 		tw.WriteHeader(h)
 		if h.Size > 0 {
-			tw.Write([]byte("krn"))
+			tw.Write(bytes.Repeat([]byte("k"), 100))
 		}
 	}
 	tw.Close()
@@ -72,6 +75,20 @@ func TestOCIImportCmd(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &got) != nil || got.Digest != want.String() || got.Layers != 1 || got.Files != 1 || len(got.Artefacts) != 1 {
 		t.Errorf("import --json: %v, %q", err, out)
 	}
+	// With --store the import goes through the store: committed on
+	// success, aborted (no image, no ref) on failure.
+	fake := &fakeOCIStore{}
+	openOCIStore = func(string) (ociStore, error) { return fake, nil }
+	defer func() { openOCIStore = nil }()
+	out, err = run("import", "--store", "S", "--ref", "r", "oci:"+dir)
+	if err != nil || !strings.HasPrefix(out, want.String()) || fake.committed != "r" || fake.objects != 1 || fake.aborted {
+		t.Errorf("--store: %v %q, store %+v", err, out, fake)
+	}
+	*fake = fakeOCIStore{}
+	if _, err := run("import", "--store", "S", "--ref", "r", "--bootable", "oci:"+dir); err == nil || fake.committed != "" || !fake.aborted {
+		t.Errorf("failed --store import: %v, store %+v", err, fake)
+	}
+	openOCIStore = nil
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -89,3 +106,22 @@ func TestOCIImportCmd(t *testing.T) {
 		}
 	}
 }
+
+type fakeOCIStore struct {
+	objects   int
+	committed string
+	aborted   bool
+}
+
+func (f *fakeOCIStore) Put(r io.Reader) (verity.Digest, error) {
+	f.objects++
+	return verity.Compute(r)
+}
+
+func (f *fakeOCIStore) Commit(root *tree.Node, opts erofs.Options, ref string) (verity.Digest, error) {
+	f.committed = ref
+	d, _, err := oci.ImageDigest(root, opts)
+	return d, err
+}
+
+func (f *fakeOCIStore) Abort() { f.aborted = true }
