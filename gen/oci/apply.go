@@ -23,6 +23,9 @@ const (
 type rootfs struct {
 	root  *dirEntry
 	layer int // index of the layer being applied
+	// captured holds the contents of SELinux policy files (see
+	// isSELinuxPolicyFile) too big to be inline.
+	captured map[*inode][]byte
 }
 
 // inode holds one file's metadata; name, parent, children and link fields of
@@ -45,7 +48,7 @@ type dirEntry struct {
 func newRootfs() *rootfs {
 	// Layers often carry no "./" entry: the root then is root's 0755 directory
 	// with mtime 0, the way it is until a layer says otherwise.
-	return &rootfs{root: &dirEntry{ino: newDir(), written: -1, touched: -1}}
+	return &rootfs{root: &dirEntry{ino: newDir(), written: -1, touched: -1}, captured: map[*inode][]byte{}}
 }
 
 func newDir() *inode {

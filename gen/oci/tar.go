@@ -2,6 +2,7 @@ package oci
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -104,8 +105,16 @@ func (fs *rootfs) applyEntry(hdr *tar.Header, content io.Reader, sink ObjectSink
 		return err
 	}
 	if ino.meta.Mode&tree.SIFMT == tree.SIFREG {
+		var kept *bytes.Buffer
+		if hdr.Size > source.InlineMax && hdr.Size <= selinuxFileCap && isSELinuxPolicyFile(parts) {
+			kept = &bytes.Buffer{}
+			content = io.TeeReader(content, kept)
+		}
 		if err := storeContent(&ino.meta, content, hdr.Size, sink); err != nil {
 			return err
+		}
+		if kept != nil {
+			fs.captured[ino] = kept.Bytes()
 		}
 		st.Files++
 		st.Bytes += hdr.Size

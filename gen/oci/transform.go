@@ -31,10 +31,15 @@ const (
 	// digest it puts on the kernel command line:
 	//   - /boot and /sysroot (both required) are emptied and take /usr's
 	//     mtime seconds (their nanoseconds stay);
-	//   - SELinux: with no /etc/selinux/config the labels are gone already;
-	//     an image that has one needs labelling from its file_contexts
-	//     policy, which is not implemented: such an image is an error
-	//     rather than a wrong digest.
+	//   - SELinux: when /etc/selinux/config names a SELINUXTYPE, every
+	//     inode gets the security.selinux label of
+	//     /etc/selinux/<type>/contexts/files/file_contexts (then .local and
+	//     .homedirs; the last matching line wins; "<<none>>" means no
+	//     label), matched against its absolute path and type, with exact
+	//     path aliases from file_contexts.subs and .subs_dist; a hard link
+	//     whose names get different labels is split. Without a policy the
+	//     labels stay removed. Regexes Go's RE2 cannot compile (PCRE
+	//     lookarounds) are an error rather than a wrong digest.
 	// Files only reachable from the emptied directories disappear; hard
 	// link counts are those of the remaining tree.
 	TransformBoot
@@ -70,10 +75,12 @@ func (fs *rootfs) transform(t Transform, keepUserXattrs bool) error {
 		d.ino.children = map[string]*dirEntry{}
 		d.ino.meta.MtimeSec = usr.MtimeSec
 	}
-	if etc := fs.root.ino.children["etc"]; etc != nil && etc.ino.isDir() {
-		if se := etc.ino.children["selinux"]; se != nil && se.ino.isDir() && se.ino.children["config"] != nil {
-			return fmt.Errorf("bootable transform: the image has /etc/selinux/config; SELinux labelling from its policy is not implemented")
-		}
+	policy, err := fs.loadSELinuxPolicy()
+	if err != nil {
+		return fmt.Errorf("bootable transform: SELinux: %w", err)
+	}
+	if policy != nil {
+		fs.selabel(policy)
 	}
 	return nil
 }
