@@ -77,8 +77,9 @@ $REGISTRY_AUTH_FILE.
 
 Without --store only digests are computed. --bootable applies what bootc and
 composefs-rs do before computing a boot digest: the root takes /usr's
-metadata, /run, /boot and /sysroot are emptied, and only security.capability
-xattrs stay (images with an SELinux policy are refused).
+metadata, /run, /boot and /sysroot are emptied, only security.capability
+xattrs stay, and files get the SELinux labels of the image's own policy
+when it has one.
 
 JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 "files", "bytes", "store", "ref", "bootable", "boot_artefacts": [{"kind",

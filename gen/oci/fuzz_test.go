@@ -52,3 +52,38 @@ func FuzzLayer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSELinuxPolicy parses arbitrary file_contexts and .subs text: it must
+// never panic, and a parsed policy must answer lookups.
+func FuzzSELinuxPolicy(f *testing.F) {
+	f.Add([]byte("/usr(/.*)?\tsystem_u:object_r:usr_t:s0\n/tmp\t-d\t<<none>>\n"), []byte("/var/home /home\n"))
+	f.Add([]byte("/x(?=y)\tx_t\n"), []byte(""))
+	f.Add([]byte("/a|/b\t-l\tctx\n/\\\\\ty\n"), []byte("# c\n/a /b\n"))
+	f.Add([]byte("/usr/bin/x\t--\ta\n/usr/b\\.?in/x\tb\n/tm+p\t-d\tc\n/v(ar)?/home/x\td\n"), []byte(""))
+	f.Fuzz(func(t *testing.T, specs, subs []byte) {
+		p := &selinuxPolicy{aliases: map[string]string{}}
+		if p.addSpecs(specs) != nil || p.addAliases(subs) != nil {
+			return
+		}
+		for _, path := range []string{"/", "/usr/bin/x", "/tmp", "/a", "/var/home/x"} {
+			for _, typ := range []byte("-dlcbps") {
+				label, ok := p.lookup(path, typ)
+				// The prefix index must not change the answer of trying
+				// every spec, last first.
+				wantLabel, wantOK := "", false
+				for i := len(p.specs) - 1; i >= 0; i-- {
+					if p.specs[i].re.MatchString(path + string(typ)) {
+						wantLabel, wantOK = p.specs[i].context, p.specs[i].context != "<<none>>"
+						if !wantOK {
+							wantLabel = ""
+						}
+						break
+					}
+				}
+				if label != wantLabel || ok != wantOK {
+					t.Fatalf("lookup(%q, %c) = %q %v, every spec says %q %v", path, typ, label, ok, wantLabel, wantOK)
+				}
+			}
+		}
+	})
+}

@@ -221,13 +221,10 @@ func literalPrefix(re string) string {
 			c = re[i+1]
 			i++
 		} else if strings.IndexByte(`\.^$|()[]{}*+?`, c) >= 0 {
-			if strings.IndexByte("?*{", c) >= 0 && len(prefix) > 0 {
-				prefix = prefix[:len(prefix)-1] // the quantifier makes the last literal optional
-			}
 			break
 		}
 		if i+1 < len(re) && strings.IndexByte("?*{", re[i+1]) >= 0 {
-			break
+			break // the quantifier makes this literal optional
 		}
 		prefix = append(prefix, c)
 	}
