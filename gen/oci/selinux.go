@@ -44,6 +44,7 @@ type selinuxPolicy struct {
 
 type selinuxSpec struct {
 	re      *regexp.Regexp
+	literal string // text every match contains
 	context string // "<<none>>": no label
 }
 
@@ -155,8 +156,9 @@ func (p *selinuxPolicy) addSpecs(data []byte) error {
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n, err)
 		}
-		p.index.add(literalPrefix(re), len(p.specs))
-		p.specs = append(p.specs, selinuxSpec{re: compiled, context: context})
+		prefix, literal := literals(re)
+		p.index.add(prefix, len(p.specs))
+		p.specs = append(p.specs, selinuxSpec{re: compiled, literal: literal, context: context})
 	}
 	return sc.Err()
 }
@@ -183,7 +185,7 @@ func (p *selinuxPolicy) lookup(path string, typ byte) (string, bool) {
 	candidates := p.index.candidates(key)
 	sort.Sort(sort.Reverse(sort.IntSlice(candidates)))
 	for _, i := range candidates {
-		if p.specs[i].re.MatchString(key) {
+		if spec := p.specs[i]; strings.Contains(key, spec.literal) && spec.re.MatchString(key) {
 			if c := p.specs[i].context; c != "<<none>>" {
 				return c, true
 			}
@@ -193,10 +195,74 @@ func (p *selinuxPolicy) lookup(path string, typ byte) (string, bool) {
 	return "", false
 }
 
-// literalPrefix is the literal text every match of a file_contexts regex
-// starts with, so that only specs whose prefix a path starts with are
-// tried. It is empty when the regex has a top-level alternative.
-func literalPrefix(re string) string {
+// literals returns the literal text every match of a file_contexts regex
+// starts with, and the longest literal text every match contains: only
+// specs whose prefix starts a path, and whose literal the path contains,
+// need their regex run. Both are empty when the regex has a top-level
+// alternative.
+func literals(re string) (prefix, longest string) {
+	if hasTopLevelAlternative(re) {
+		return "", ""
+	}
+	var run []byte
+	inPrefix, depth := true, 0
+	end := func() {
+		if inPrefix {
+			prefix, inPrefix = string(run), false
+		}
+		if len(run) > len(longest) {
+			longest = string(run)
+		}
+		run = run[:0]
+	}
+	for i := 0; i < len(re); i++ {
+		c, literal := re[i], false
+		switch {
+		case c == '\\' && i+1 < len(re) && !isAlnum(re[i+1]):
+			c, literal = re[i+1], depth == 0
+			i++
+		case c == '\\':
+			i++ // a class escape such as \d
+		case c == '[':
+			// Skip the class; a ']' first in it is a member.
+			if i++; i < len(re) && re[i] == '^' {
+				i++
+			}
+			if i < len(re) && re[i] == ']' {
+				i++
+			}
+			for ; i < len(re) && re[i] != ']'; i++ {
+				if re[i] == '\\' {
+					i++
+				}
+			}
+		case c == '{':
+			for i < len(re) && re[i] != '}' {
+				i++
+			}
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case strings.IndexByte(`.^$|*+?}`, c) >= 0:
+		default:
+			literal = depth == 0
+		}
+		if literal && i+1 < len(re) && strings.IndexByte("?*{", re[i+1]) >= 0 {
+			literal = false // the quantifier makes it optional
+		}
+		if literal {
+			run = append(run, c)
+		} else {
+			end()
+		}
+	}
+	end()
+	return prefix, longest
+}
+
+// hasTopLevelAlternative reports a '|' outside groups and classes.
+func hasTopLevelAlternative(re string) bool {
 	depth, inClass := 0, false
 	for i := 0; i < len(re); i++ {
 		switch c := re[i]; {
@@ -211,24 +277,10 @@ func literalPrefix(re string) string {
 		case c == ')':
 			depth--
 		case c == '|' && depth == 0:
-			return ""
+			return true
 		}
 	}
-	var prefix []byte
-	for i := 0; i < len(re); i++ {
-		c := re[i]
-		if c == '\\' && i+1 < len(re) && !isAlnum(re[i+1]) {
-			c = re[i+1]
-			i++
-		} else if strings.IndexByte(`\.^$|()[]{}*+?`, c) >= 0 {
-			break
-		}
-		if i+1 < len(re) && strings.IndexByte("?*{", re[i+1]) >= 0 {
-			break // the quantifier makes this literal optional
-		}
-		prefix = append(prefix, c)
-	}
-	return string(prefix)
+	return false
 }
 
 func isAlnum(c byte) bool {

@@ -250,21 +250,28 @@ func TestSELinuxLabels(t *testing.T) {
 	}
 }
 
-func TestLiteralPrefix(t *testing.T) {
-	for re, want := range map[string]string{
-		"/usr/bin/foo":       "/usr/bin/foo",
-		"/usr(/.*)?":         "/usr",
-		"/usr/lib64?/x":      "/usr/lib6",
-		"/etc/foo\\.conf":    "/etc/foo.conf",
-		"/a|/b":              "",
-		"/(a|b)":             "/",
-		"/x[|]y":             "/x",
-		"/lib/modules/[^/]+": "/lib/modules/",
-		"/v\\d+":             "/v",
-		"/x{2}":              "/",
+func TestLiterals(t *testing.T) {
+	for re, want := range map[string][2]string{
+		"/usr/bin/foo":       {"/usr/bin/foo", "/usr/bin/foo"},
+		"/usr(/.*)?":         {"/usr", "/usr"},
+		"/usr/lib64?/x":      {"/usr/lib6", "/usr/lib6"},
+		`/etc/foo\.conf`:     {"/etc/foo.conf", "/etc/foo.conf"},
+		"/a|/b":              {"", ""},
+		"/(a|b)":             {"/", "/"},
+		"/x[|]y":             {"/x", "/x"},
+		"/x[]|]y":            {"", ""}, // taken for an alternative: no index, never wrong
+		"/x[^]a]bcd":         {"/x", "bcd"},
+		`/x[\]]bcd`:          {"/x", "bcd"},
+		"/lib/modules/[^/]+": {"/lib/modules/", "/lib/modules/"},
+		`/v\d+abc`:           {"/v", "abc"},
+		"/x{2}":              {"/", "/"},
+		"/x[0-9]{12}yzw":     {"/x", "yzw"},
+		"/(.*/)?name5":       {"/", "name5"},
+		"/tm+p":              {"/tm", "/tm"},
+		"(/.*)?/sbin/foo":    {"", "/sbin/foo"},
 	} {
-		if got := literalPrefix(re); got != want {
-			t.Errorf("literalPrefix(%q) = %q, want %q", re, got, want)
+		if prefix, longest := literals(re); prefix != want[0] || longest != want[1] {
+			t.Errorf("literals(%q) = %q, %q, want %q, %q", re, prefix, longest, want[0], want[1])
 		}
 	}
 }
