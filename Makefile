@@ -46,6 +46,7 @@ test-qemu: deps
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./verity/
+	$(GO) test -run '^$$' -bench Import -benchtime 1x ./gen/oci/
 	bench/image-create.sh
 
 demo: deps build

@@ -83,7 +83,13 @@ func readLayer(blob io.Reader, blobDigest, diffID v1.Hash, limits Limits, apply 
 		plain = br
 	}
 	out := &boundedReader{r: plain, in: in, limits: limits}
-	tarStream := io.TeeReader(out, diffHash)
+	var tarStream io.Reader = out
+	// An uncompressed blob is its own tar stream: with one algorithm, the
+	// blob hash is the diff ID's too.
+	oneHash := plain == br && diffID.Algorithm == blobDigest.Algorithm
+	if !oneHash {
+		tarStream = io.TeeReader(out, diffHash)
+	}
 	if err := apply(tarStream); err != nil {
 		return err
 	}
@@ -97,6 +103,9 @@ func readLayer(blob io.Reader, blobDigest, diffID v1.Hash, limits Limits, apply 
 	}
 	if got := (v1.Hash{Algorithm: blobDigest.Algorithm, Hex: fmt.Sprintf("%x", blobHash.Sum(nil))}); got != blobDigest {
 		return fmt.Errorf("blob is %s, manifest says %s: %w", got, blobDigest, ErrDigestMismatch)
+	}
+	if oneHash {
+		diffHash = blobHash
 	}
 	if got := (v1.Hash{Algorithm: diffID.Algorithm, Hex: fmt.Sprintf("%x", diffHash.Sum(nil))}); got != diffID {
 		return fmt.Errorf("uncompressed layer is %s, config diff ID says %s: %w", got, diffID, ErrDigestMismatch)

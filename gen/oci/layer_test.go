@@ -73,21 +73,28 @@ func TestDigestMismatch(t *testing.T) {
 		t.Errorf("error %v, want a digest mismatch of layer 2", err)
 	}
 
+	for _, img := range []v1.Image{imageOfTars(t, l1), imageOf(t, uncompressedLayer(l1))} {
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg = cfg.DeepCopy()
+		cfg.RootFS.DiffIDs[0] = wrong
+		if img, err = mutate.ConfigFile(img, cfg); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Import(img, Options{})
+		if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "diff ID") || !strings.Contains(err.Error(), "layer 1 (") {
+			t.Errorf("error %v, want a diff ID mismatch of layer 1", err)
+		}
+	}
+
 	img = imageOfTars(t, l1)
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg = cfg.DeepCopy()
-	cfg.RootFS.DiffIDs[0] = wrong
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
-		t.Fatal(err)
-	}
-	_, err = Import(img, Options{})
-	if !errors.Is(err, ErrDigestMismatch) || !strings.Contains(err.Error(), "diff ID") || !strings.Contains(err.Error(), "layer 1 (") {
-		t.Errorf("error %v, want a diff ID mismatch of layer 1", err)
-	}
-
 	cfg.RootFS.DiffIDs = cfg.RootFS.DiffIDs[:0]
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		t.Fatal(err)

@@ -12,15 +12,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// streamedLayer is an uncompressed layer generated on every read: one file
-// of size bytes. Nothing holds it in memory.
+// streamedLayer is an uncompressed layer generated on every read: files
+// regular files of size bytes each. Nothing holds it in memory.
 type streamedLayer struct {
+	files  int
 	size   int64
 	digest v1.Hash
 }
 
-func newStreamedLayer(t *testing.T, size int64) *streamedLayer {
-	l := &streamedLayer{size: size}
+func newStreamedLayer(t testing.TB, files int, size int64) *streamedLayer {
+	l := &streamedLayer{files: files, size: size}
 	h := sha256.New()
 	if _, err := io.Copy(h, l.open()); err != nil {
 		t.Fatal(err)
@@ -33,18 +34,27 @@ func (l *streamedLayer) open() io.ReadCloser {
 	r, w := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(w)
-		if err := tw.WriteHeader(&tar.Header{Name: "big", Typeflag: tar.TypeReg, Mode: 0o644, Size: l.size}); err != nil {
-			w.CloseWithError(err)
-			return
-		}
 		buf := make([]byte, 64<<10)
-		for i := range buf {
-			buf[i] = byte(i * 7)
-		}
-		for left := l.size; left > 0; left -= int64(len(buf)) {
-			if _, err := tw.Write(buf[:min(left, int64(len(buf)))]); err != nil {
+		for f := 0; f < l.files; f++ {
+			name := fmt.Sprintf("d%03d/f%05d", f%100, f)
+			if f < 100 {
+				if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("d%03d/", f), Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
+					w.CloseWithError(err)
+					return
+				}
+			}
+			if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: l.size}); err != nil {
 				w.CloseWithError(err)
 				return
+			}
+			for i := range buf {
+				buf[i] = byte(i*7 + f) // a different content per file
+			}
+			for left := l.size; left > 0; left -= int64(len(buf)) {
+				if _, err := tw.Write(buf[:min(left, int64(len(buf)))]); err != nil {
+					w.CloseWithError(err)
+					return
+				}
 			}
 		}
 		w.CloseWithError(tw.Close())
@@ -63,7 +73,7 @@ func (l *streamedLayer) MediaType() (types.MediaType, error)  { return types.OCI
 // streamed, never buffered whole.
 func TestImportStreamsContent(t *testing.T) {
 	const size = 64 << 20
-	img := imageOf(t, newStreamedLayer(t, size))
+	img := imageOf(t, newStreamedLayer(t, 1, size))
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -77,5 +87,23 @@ func TestImportStreamsContent(t *testing.T) {
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > size/8 {
 		t.Errorf("import of a %d-byte file allocated %d bytes", size, alloc)
+	}
+}
+
+// BenchmarkImport imports a 1 GiB, 20,000-file uncompressed layer with the
+// digest-only sink (make bench): the cost of reading the layer, checking
+// its digests and computing every file's fs-verity digest.
+func BenchmarkImport(b *testing.B) {
+	const files, size = 20000, 52 << 10
+	img := imageOf(b, newStreamedLayer(b, files, size))
+	b.SetBytes(files * size)
+	for b.Loop() {
+		res, err := Import(img, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Stats.Files != files {
+			b.Fatalf("%d files", res.Stats.Files)
+		}
 	}
 }
