@@ -196,3 +196,31 @@ func TestTamperedLayoutBlob(t *testing.T) {
 		t.Errorf("error %v, want a digest mismatch", err)
 	}
 }
+
+// A layout whose manifest or config blob changed under its name is caught.
+func TestTamperedManifestAndConfig(t *testing.T) {
+	l1, _ := twoLayerImage(t)
+	img := imageOfTars(t, l1)
+	manifest, _ := img.Digest()
+	config, _ := img.ConfigName()
+	for what, d := range map[string]v1.Hash{"manifest": manifest, "config": config} {
+		dir := writeLayout(t, img, "")
+		blob := filepath.Join(dir, "blobs", d.Algorithm, d.Hex)
+		data, err := os.ReadFile(blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(blob, append(data, ' '), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opened, closeFn, err := Open("oci:"+dir, SourceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Import(opened, Options{})
+		closeFn()
+		if !errors.Is(err, ErrDigestMismatch) || !strings.HasPrefix(err.Error(), what+" is sha256:") {
+			t.Errorf("%s tampered: error %v, want a digest mismatch", what, err)
+		}
+	}
+}

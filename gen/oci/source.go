@@ -2,6 +2,7 @@ package oci
 
 import (
 	"archive/tar"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -159,13 +160,20 @@ func imageFor(idx v1.ImageIndex, d v1.Descriptor, platform v1.Platform, where st
 			if err != nil {
 				return nil, fmt.Errorf("%s: image %s: %w", where, d.Digest, err)
 			}
-			return img, nil
+			return pinnedImage{img, d.Digest}, nil
 		}
 		child, err := idx.ImageIndex(d.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("%s: index %s: %w", where, d.Digest, err)
 		}
-		im, err := child.IndexManifest()
+		raw, err := child.RawManifest()
+		if err != nil {
+			return nil, fmt.Errorf("%s: index %s: %w", where, d.Digest, err)
+		}
+		if err := checkBlob("index", raw, d.Digest); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
 			return nil, fmt.Errorf("%s: index %s: %w", where, d.Digest, err)
 		}
@@ -181,6 +189,16 @@ func imageFor(idx v1.ImageIndex, d v1.Descriptor, platform v1.Platform, where st
 		}
 	}
 }
+
+// pinnedImage is a layout image whose digest is the one its index names:
+// go-containerregistry hashes whatever manifest blob it reads, so without
+// this a changed manifest would pass as itself.
+type pinnedImage struct {
+	v1.Image
+	digest v1.Hash
+}
+
+func (p pinnedImage) Digest() (v1.Hash, error) { return p.digest, nil }
 
 // layoutFile matches the files of an OCI layout; nothing else of an
 // oci-archive is unpacked.

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"archive/tar"
+	"errors"
 	"io"
 	"io/fs"
 	"log"
@@ -209,6 +210,23 @@ func TestPlatformSelection(t *testing.T) {
 	_, _, err = Open("oci:"+dir, SourceOptions{Platform: v1.Platform{OS: "linux", Architecture: "s390x"}})
 	if err == nil || !strings.Contains(err.Error(), "no image for linux/s390x") {
 		t.Errorf("error %v, want no image for linux/s390x", err)
+	}
+
+	// A changed index blob is caught before any of its descriptors is used.
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := filepath.Join(dir, "blobs", d.Algorithm, d.Hex)
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(blob, append(data, ' '), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err = Open("oci:"+dir, SourceOptions{}); !errors.Is(err, ErrDigestMismatch) {
+		t.Errorf("changed index: error %v, want a digest mismatch", err)
 	}
 }
 
