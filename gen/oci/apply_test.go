@@ -45,9 +45,16 @@ func twoLayerImage(t testing.TB) ([]byte, []byte) {
 func TestApplyLayers(t *testing.T) {
 	l1, l2 := twoLayerImage(t)
 	sink := &memorySink{}
-	res, err := Import(imageOfTars(t, l1, l2), Options{Sink: sink})
+	var progress []string
+	res, err := Import(imageOfTars(t, l1, l2), Options{Sink: sink, Progress: func(p Progress) {
+		progress = append(progress, fmt.Sprintf("%d/%d %d", p.Layer, p.Layers, p.Bytes))
+	}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Layer 1 has 141 content bytes, layer 2 another 15.
+	if got := strings.Join(progress, ", "); got != "1/2 141, 2/2 156" {
+		t.Errorf("progress %q", got)
 	}
 	want := strings.Join([]string{
 		"/ 40755 0:0",

@@ -68,12 +68,12 @@ func (fs *rootfs) applyTar(layer string, r io.Reader, sink ObjectSink, st *Stats
 }
 
 func (fs *rootfs) applyEntry(hdr *tar.Header, content io.Reader, sink ObjectSink, st *Stats) error {
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		return nil // archive-wide PAX records (git archive's comment), no file
+	}
 	parts, err := splitPath(hdr.Name)
 	if err != nil {
 		return err
-	}
-	if hdr.Typeflag == tar.TypeXGlobalHeader {
-		return nil
 	}
 	if len(parts) > 0 && strings.HasPrefix(parts[len(parts)-1], whiteoutPrefix) {
 		if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeRegA {
