@@ -19,7 +19,8 @@ GOBUILD := $(GO) build -buildvcs=auto
 APT_PACKAGES := qemu-system-x86 swtpm swtpm-tools ovmf erofs-utils fsverity \
 	e2fsprogs libssl-dev busybox-static mmdebstrap zstd xz-utils cpio openssl gcc \
 	dosfstools xfsprogs btrfs-progs fdisk kmod bc binutils systemd man-db \
-	sbsigntool efitools mtools libtss2-esys-3.0.2-0 libtss2-tcti-swtpm0 python3-pefile
+	sbsigntool efitools mtools libtss2-esys-3.0.2-0 libtss2-tcti-swtpm0 python3-pefile \
+	umoci skopeo
 
 .PHONY: all build deps test test-unit test-qemu bench demo clean man readme install
 
@@ -76,6 +77,7 @@ test-qemu: deps
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./verity/
+	$(GO) test -run '^$$' -bench Import -benchtime 1x ./gen/oci/
 	bench/image-create.sh
 
 demo: deps build

@@ -1,0 +1,22 @@
+package oci
+
+import (
+	"io"
+
+	"cfsboot/verity"
+)
+
+// ObjectSink is where file contents go while layers are applied: Put reads
+// r to its end exactly once, stores it (or not) and returns the fs-verity
+// digest of what it read. A store computes the digest while copying into
+// its temporary file, so the content is never read twice.
+type ObjectSink interface {
+	Put(r io.Reader) (verity.Digest, error)
+}
+
+// DigestOnly is the sink that stores nothing: it only computes digests, for
+// printing an image's digest without a store.
+type DigestOnly struct{}
+
+// Put returns the fs-verity digest of r.
+func (DigestOnly) Put(r io.Reader) (verity.Digest, error) { return verity.Compute(r) }
