@@ -93,11 +93,7 @@ func OpenLog(path string) (*Log, error) {
 
 // Append writes one record.
 func (l *Log) Append(r Record) error {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if _, err := l.f.Write(append(append([]byte{0x1e}, data...), '\n')); err != nil {
+	if _, err := l.f.Write(append(r.appendJSON([]byte{0x1e}), '\n')); err != nil {
 		return fmt.Errorf("measurement log: %w", err)
 	}
 	l.appended = true

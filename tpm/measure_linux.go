@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-tpm/tpm2/transport"
-	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 	"golang.org/x/sys/unix"
 
 	"cfsboot/verity"
@@ -48,7 +46,7 @@ type MeasurerOptions struct {
 // each event in the log.
 type BootMeasurer struct {
 	opts   MeasurerOptions
-	t      transport.TPMCloser // nil: not measuring
+	t      Device // nil: not measuring
 	banks  []Bank
 	phases bool
 }
@@ -71,14 +69,14 @@ func NewBootMeasurer(o MeasurerOptions) (*BootMeasurer, error) {
 		o.Log("no TPM found: this boot is not measured")
 		return m, nil
 	}
-	t, err := linuxtpm.Open(path)
+	t, err := openLinuxDevice(path)
 	if err != nil {
-		return m.degrade(fmt.Errorf("TPM %s: %w", path, err))
+		return m.degrade(err)
 	}
 	return newWithTPM(t, o)
 }
 
-func newWithTPM(t transport.TPMCloser, o MeasurerOptions) (*BootMeasurer, error) {
+func newWithTPM(t Device, o MeasurerOptions) (*BootMeasurer, error) {
 	m := &BootMeasurer{opts: o, t: t}
 	banks, err := ActiveBanks(t)
 	if err != nil {
@@ -254,18 +252,4 @@ func (m *BootMeasurer) Close() error {
 	err := m.t.Close()
 	m.t = nil
 	return err
-}
-
-// OpenDevice opens path, or the first TPM device present when path is "".
-func OpenDevice(path string) (transport.TPMCloser, error) {
-	if path == "" {
-		if path = waitForDevice(0); path == "" {
-			return nil, fmt.Errorf("no TPM device (%s)", strings.Join(Devices, ", "))
-		}
-	}
-	t, err := linuxtpm.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("TPM %s: %w", path, err)
-	}
-	return t, nil
 }
