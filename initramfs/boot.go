@@ -276,7 +276,8 @@ func (b *Boot) verify(c Config) (int, error) {
 // breakpoint runs the debug shell rd.break asked for; the boot goes on
 // afterwards, measured as a debugged boot.
 func (b *Boot) breakpoint(c Config, stage string) {
-	if b.shell(c, "rd.break="+stage) {
+	why := "rd.break=" + stage
+	if b.shell(c, why, why+": starting debug shell; exit it to continue") {
 		b.Sys.Critical(fmt.Sprintf("rd.break=%s: continuing the boot; it is measured as debugged (%s)", stage, debugShellEvent))
 	}
 }
@@ -288,7 +289,7 @@ const debugShellEvent = "debug-shell"
 // it: under UEFI Secure Boot only with the initrd's explicit opt-in, and
 // only once the TPM recorded that a shell ran. It reports whether a shell
 // ran.
-func (b *Boot) shell(c Config, why string) bool {
+func (b *Boot) shell(c Config, why, starting string) bool {
 	present, allowedUnderSecureBoot := b.Sys.HasShell()
 	if !present {
 		b.Sys.Critical(why + ": no shell in this initrd (build it with --shell)")
@@ -314,7 +315,7 @@ func (b *Boot) shell(c Config, why string) bool {
 		b.Sys.Critical(fmt.Sprintf("%s: refusing the debug shell: it cannot be measured: %v", why, err))
 		return false
 	}
-	b.Sys.Critical("starting debug shell")
+	b.Sys.Critical(starting)
 	if err := b.Sys.Shell(); err != nil {
 		b.Sys.Critical("debug shell: " + err.Error())
 	}
@@ -327,7 +328,7 @@ func (b *Boot) shell(c Config, why string) bool {
 func (b *Boot) fail(f *Failure, c Config) {
 	b.Sys.Critical(f.Error())
 	if c.Shell {
-		b.shell(c, "rd.shell")
+		b.shell(c, "rd.shell", "starting debug shell")
 	}
 	if b.measurer != nil {
 		b.measurer.Close()
