@@ -5,6 +5,8 @@ package qemutests
 import (
 	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -115,7 +117,10 @@ func TestHardenImageNotAFile(t *testing.T) {
 	} {
 		disk := fx.Disk(t, "sealed")
 		RemoveFile(t, disk, image)
-		run(t, "debugfs", "-w", "-R", "mknod /"+image+" "+c.node, disk)
+		// debugfs' mknod takes a name in the current directory only.
+		cmds := filepath.Join(t.TempDir(), "debugfs.cmds")
+		os.WriteFile(cmds, []byte("cd /composefs/images\nmknod "+fx.Digest.String()+" "+c.node+"\n"), 0o644)
+		run(t, "debugfs", "-w", "-f", cmds, disk)
 		vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, Append: cmdline(fx.Digest.String())})
 		expectFailure(t, vm, "verify", c.want)
 	}

@@ -2,35 +2,42 @@ package tpm
 
 import (
 	"fmt"
-	"os"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // linuxDevice is a TPM character device: a write sends a command, the
-// next read returns the whole response.
-type linuxDevice struct{ f *os.File }
+// next read returns the whole response. It is used through the raw,
+// blocking descriptor: os.File would register it with the poller and make
+// it non-blocking, which turns the driver's write asynchronous and the
+// following read into an empty one.
+type linuxDevice struct {
+	fd   int
+	path string
+}
 
 func (d linuxDevice) Send(cmd []byte) ([]byte, error) {
-	if _, err := d.f.Write(cmd); err != nil {
-		return nil, fmt.Errorf("%s: %w", d.f.Name(), err)
+	if _, err := unix.Write(d.fd, cmd); err != nil {
+		return nil, fmt.Errorf("%s: write: %w", d.path, err)
 	}
 	buf := make([]byte, maxResponse)
-	n, err := d.f.Read(buf)
+	n, err := unix.Read(d.fd, buf)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", d.f.Name(), err)
+		return nil, fmt.Errorf("%s: read: %w", d.path, err)
 	}
 	return buf[:n], nil
 }
 
-func (d linuxDevice) Close() error { return d.f.Close() }
+func (d linuxDevice) Close() error { return unix.Close(d.fd) }
 
 // openLinuxDevice opens a TPM device node (closed on exec).
 func openLinuxDevice(path string) (Device, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("TPM %s: %w", path, err)
 	}
-	return linuxDevice{f}, nil
+	return linuxDevice{fd, path}, nil
 }
 
 // OpenDevice opens path, or the first TPM device present when path is "".
