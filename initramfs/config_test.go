@@ -125,3 +125,23 @@ func TestInitrdCmdlineLocksSecurityKeys(t *testing.T) {
 		t.Fatal("the kernel command line turned on a shell the initrd turned off")
 	}
 }
+
+// FuzzParseBootCmdline: whatever the two command lines say, the parser
+// does not panic, and what it accepts is within bounds.
+func FuzzParseBootCmdline(f *testing.F) {
+	f.Add("rd.shell=0 composefs="+digest, "root=/dev/vda rd.timeout=10000000000 panic=-5 rd.break")
+	f.Add("", "composefs="+digest+` root="LABEL=a b" rd.cfsboot.pcr=23 rd.cfsboot.etc=transient rd.break=tpm`)
+	f.Fuzz(func(t *testing.T, initrd, kernel string) {
+		c, err := ParseBootCmdline(SplitCmdline(initrd), SplitCmdline(kernel))
+		lenientPolicy(lockedWords(SplitCmdline(initrd), SplitCmdline(kernel)))
+		if err != nil {
+			return
+		}
+		if c.RootTimeout <= 0 || c.RootTimeout > time.Hour || c.PCR < 0 || c.PCR > 23 || c.PanicDelay < 0 || c.Root == "" {
+			t.Fatalf("accepted out-of-bounds config %+v", c)
+		}
+		if c.Break == StageEarly || c.Break == StageCmdline {
+			t.Fatalf("accepted rd.break=%s", c.Break)
+		}
+	})
+}

@@ -2,9 +2,9 @@ package initramfs
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"syscall"
 
 	"cfsboot/initramfs/layout"
@@ -22,16 +22,29 @@ func (s *Linux) HasShell() (present, allowedUnderSecureBoot bool) {
 func (s *Linux) SecureBoot() (bool, error) { return efivar.Open().SecureBoot() }
 
 // Shell runs an interactive shell on the console as a new session with the
-// console as its controlling terminal, and waits for it to exit.
+// console as its controlling terminal, and waits for it to exit. (With
+// syscall.ForkExec rather than os/exec, which alone would add a twentieth
+// to the init's size.)
 func (s *Linux) Shell() error {
 	console, err := os.OpenFile("/dev/console", os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
 	defer console.Close()
-	cmd := exec.Command("/"+layout.ShellPath, "-i")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = console, console, console
-	cmd.Env = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "TERM=linux", "PS1=cfsboot# ", "HOME=/"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	return cmd.Run()
+	fd := console.Fd()
+	shell := "/" + layout.ShellPath
+	pid, err := syscall.ForkExec(shell, []string{shell, "-i"}, &syscall.ProcAttr{
+		Env:   []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "TERM=linux", "PS1=cfsboot# ", "HOME=/"},
+		Files: []uintptr{fd, fd, fd},
+		Sys:   &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0},
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", shell, err)
+	}
+	for {
+		var status syscall.WaitStatus
+		if _, err := syscall.Wait4(pid, &status, 0, nil); err != syscall.EINTR {
+			return err
+		}
+	}
 }
