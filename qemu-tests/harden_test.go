@@ -78,8 +78,8 @@ func TestHardenState(t *testing.T) {
 	// The first boot wrote /etc/testinit-written into the persistent upper layer.
 	vm = Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, Append: cmdline(fx.Digest.String(), "rd.cfsboot.etc=transient")})
 	vm.WaitFor(`cfsboot: rd.cfsboot.etc=transient: /etc changes live in memory`)
-	vm.WaitFor(`TESTINIT etc writable: yes`)
 	vm.WaitFor(`TESTINIT etc kept: no`)
+	vm.WaitFor(`TESTINIT etc writable: yes`)
 	vm.WaitFor(`TESTINIT var boot count: 2$`)
 	vm.WaitFor(`TESTINIT done`)
 	vm.WaitExit()
