@@ -5,8 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strconv"
-	"strings"
+	"runtime/debug"
 	"time"
 
 	"cfsboot/initramfs/blockdev"
@@ -22,14 +21,16 @@ const (
 
 // System is what the boot sequence does to the machine, behind an
 // interface so the sequence and its failure policy are testable without a
-// kernel. The Linux implementation is in system_linux.go.
+// kernel. The Linux implementation is Linux (system_*_linux.go).
 type System interface {
 	MountEarly() error
 	Cmdline() (kernel, initrd string, err error)
 	LoadModules() ([]string, error)
 	WaitRoot(ctx context.Context, spec string) (blockdev.Device, error)
+	// MountRoot mounts the root device nosuid,nodev at Sysroot.
 	MountRoot(dev blockdev.Device, fstype string, readOnly bool, flags string) error
-	// OpenImage opens a regular file without following symlinks.
+	// OpenImage opens a regular file for reading without following
+	// symlinks and without opening anything else (FIFO, device).
 	OpenImage(path string) (fd int, err error)
 	Measure(fd int) (verity.Digest, error)
 	MountComposefs(imageFd int, objectsDir string) error
@@ -38,11 +39,17 @@ type System interface {
 	// the new root (resolved inside it).
 	FindInit(candidates []string) (string, error)
 	SwitchRoot(init string) error
-	HasShell() bool
+	// HasShell reports whether the initrd carries a debug shell, and
+	// whether it was built to allow it under UEFI Secure Boot.
+	HasShell() (present, allowedUnderSecureBoot bool)
+	// SecureBoot reports whether UEFI Secure Boot is enabled.
+	SecureBoot() (bool, error)
 	Shell() error
 	PowerOff()
 	Reboot(after time.Duration)
 	Log(msg string)
+	// Critical reports failures and refusals: shown even with quiet and
+	// logged by the kernel at a level that shows.
 	Critical(msg string)
 }
 
@@ -52,14 +59,21 @@ type System interface {
 type Measurer interface {
 	EnterInitrd() error
 	MeasureComposefs(verity.Digest) error
+	// DebugShell measures that a debug shell starts; an error means the
+	// shell must not start.
+	DebugShell() error
 	LeaveInitrd() error
+	Close() error
 }
 
 // Boot runs the sequence.
 type Boot struct {
 	Sys System
-	// NewMeasurer builds the measurer once the command line is known.
+	// NewMeasurer opens the TPM once the command line is known.
 	NewMeasurer func(Config) (Measurer, error)
+
+	stage    string   // the stage running, for failures that have no stage (panics)
+	measurer Measurer // nil until the TPM stage (or a debug shell) opened it
 }
 
 // Failure is a boot failure: the stage and what went wrong there.
@@ -72,57 +86,74 @@ func (f *Failure) Error() string { return fmt.Sprintf("FAILED at stage %s: %v", 
 func (f *Failure) Unwrap() error { return f.Err }
 
 // Run boots into the verified root. It returns only after a failure has
-// been handled (shell, then power off or reboot), with that failure.
+// been handled (shell, then power off or reboot), with that failure. A
+// panic anywhere in the sequence is such a failure: PID 1 must not die.
 func (b *Boot) Run() error {
-	words, c, err := b.prepare()
-	if err == nil {
-		err = b.boot(*c)
-	}
+	var initrdWords, kernelWords []string
+	var c *Config
+	err := b.guard(func() (err error) {
+		initrdWords, kernelWords, c, err = b.prepare()
+		if err == nil {
+			err = b.boot(*c)
+		}
+		return err
+	})
 	var f *Failure
 	if !errors.As(err, &f) {
-		f = &Failure{Stage: StageSwitch, Err: err}
+		f = &Failure{Stage: b.stage, Err: err}
 	}
 	// A command line that failed to parse still says whether a shell or a
 	// reboot is wanted.
-	policy := lenientPolicy(words)
+	policy := lenientPolicy(lockedWords(initrdWords, kernelWords))
 	if c != nil {
 		policy = *c
 	}
-	b.fail(f, policy)
+	if err := b.guard(func() error { b.fail(f, policy); return nil }); err != nil {
+		b.Sys.Critical(err.Error())
+		b.Sys.PowerOff()
+	}
 	return f
+}
+
+// guard runs run and turns a panic in it into a Failure at the current
+// stage, with the stack in the kernel log.
+func (b *Boot) guard(run func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			b.Sys.Log(fmt.Sprintf("panic: %v\n%s", r, debug.Stack()))
+			err = &Failure{Stage: b.stage, Err: fmt.Errorf("internal error: %v", r)}
+		}
+	}()
+	return run()
 }
 
 // prepare mounts the early filesystems and parses the command line; the
 // config is nil when the command line did not parse.
-func (b *Boot) prepare() ([]string, *Config, error) {
+func (b *Boot) prepare() (initrd, kernel []string, c *Config, err error) {
+	b.stage = StageEarly
 	if err := b.Sys.MountEarly(); err != nil {
-		return nil, nil, &Failure{StageEarly, err}
+		return nil, nil, nil, &Failure{StageEarly, err}
 	}
+	b.stage = StageCmdline
 	b.Sys.Log("stage " + StageCmdline)
-	kernel, initrd, err := b.Sys.Cmdline()
+	kernelLine, initrdLine, err := b.Sys.Cmdline()
 	if err != nil {
-		return nil, nil, &Failure{StageCmdline, err}
+		return nil, nil, nil, &Failure{StageCmdline, err}
 	}
-	words := append(SplitCmdline(initrd), SplitCmdline(kernel)...)
-	c, err := ParseCmdline(words)
+	initrd, kernel = SplitCmdline(initrdLine), SplitCmdline(kernelLine)
+	config, err := ParseBootCmdline(initrd, kernel)
 	if err != nil {
-		return words, nil, &Failure{StageCmdline, err}
+		return initrd, kernel, nil, &Failure{StageCmdline, err}
 	}
-	return words, &c, nil
+	return initrd, kernel, &config, nil
 }
 
 func (b *Boot) boot(c Config) error {
-	m, err := b.NewMeasurer(c)
-	if err != nil {
-		return &Failure{StageCmdline, err}
-	}
-	if err := m.EnterInitrd(); err != nil {
-		return &Failure{StageCmdline, fmt.Errorf("TPM: %w", err)}
-	}
 	stage := func(name string, run func() error) error {
 		if c.Break == name {
-			b.breakpoint(name)
+			b.breakpoint(c, name)
 		}
+		b.stage = name
 		b.Sys.Log("stage " + name)
 		if err := run(); err != nil {
 			return &Failure{name, err}
@@ -142,12 +173,23 @@ func (b *Boot) boot(c Config) error {
 			}
 			return err
 		}},
+		// After the modules: the TPM driver and efivarfs may be among them.
+		{StageTPM, func() error {
+			m, err := b.openMeasurer(c)
+			if err != nil {
+				return err
+			}
+			if err := m.EnterInitrd(); err != nil {
+				return fmt.Errorf("TPM: %w", err)
+			}
+			return nil
+		}},
 		{StageRoot, func() error { return b.mountRoot(c) }},
 		{StageVerify, func() (err error) {
 			if imageFd, err = b.verify(c); err != nil {
 				return err
 			}
-			if err := m.MeasureComposefs(c.Digest); err != nil {
+			if err := b.measurer.MeasureComposefs(c.Digest); err != nil {
 				return fmt.Errorf("TPM: %w", err)
 			}
 			return nil
@@ -162,7 +204,7 @@ func (b *Boot) boot(c Config) error {
 			if init, err = b.Sys.FindInit(candidates); err != nil {
 				return err
 			}
-			if err := m.LeaveInitrd(); err != nil {
+			if err := b.measurer.LeaveInitrd(); err != nil {
 				return fmt.Errorf("TPM: %w", err)
 			}
 			b.Sys.Log("switching to " + init)
@@ -177,6 +219,19 @@ func (b *Boot) boot(c Config) error {
 	return nil
 }
 
+// openMeasurer opens the TPM once; a debug shell before the TPM stage
+// opens it early.
+func (b *Boot) openMeasurer(c Config) (Measurer, error) {
+	if b.measurer != nil {
+		return b.measurer, nil
+	}
+	m, err := b.NewMeasurer(c)
+	if err != nil {
+		return nil, err
+	}
+	b.measurer = m
+	return m, nil
+}
 func (b *Boot) mountRoot(c Config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.RootTimeout)
 	defer cancel()
@@ -221,15 +276,53 @@ func (b *Boot) verify(c Config) (int, error) {
 	return fd, nil
 }
 
-func (b *Boot) breakpoint(stage string) {
-	if !b.Sys.HasShell() {
-		b.Sys.Log(fmt.Sprintf("rd.break=%s: no shell in this initrd (build it with --shell); continuing", stage))
-		return
+// breakpoint runs the debug shell rd.break asked for; the boot goes on
+// afterwards, measured as a debugged boot.
+func (b *Boot) breakpoint(c Config, stage string) {
+	why := "rd.break=" + stage
+	if b.shell(c, why, why+": starting debug shell; exit it to continue") {
+		b.Sys.Critical(fmt.Sprintf("rd.break=%s: continuing the boot; it is measured as debugged (%s)", stage, debugShellEvent))
 	}
-	b.Sys.Log(fmt.Sprintf("rd.break=%s: starting debug shell; exit it to continue", stage))
+}
+
+// debugShellEvent is what the measurer extends before a shell (tpm.DebugShellEvent).
+const debugShellEvent = "debug-shell"
+
+// shell starts the debug shell if the initrd has one and policy allows
+// it: under UEFI Secure Boot only with the initrd's explicit opt-in, and
+// only once the TPM recorded that a shell ran. It reports whether a shell
+// ran.
+func (b *Boot) shell(c Config, why, starting string) bool {
+	present, allowedUnderSecureBoot := b.Sys.HasShell()
+	if !present {
+		b.Sys.Critical(why + ": no shell in this initrd (build it with --shell)")
+		return false
+	}
+	if !allowedUnderSecureBoot {
+		on, err := b.Sys.SecureBoot()
+		if err != nil {
+			b.Sys.Critical(fmt.Sprintf("%s: refusing the debug shell: cannot tell whether UEFI Secure Boot is enabled: %v", why, err))
+			return false
+		}
+		if on {
+			b.Sys.Critical(why + ": refusing the debug shell: UEFI Secure Boot is enabled and this initrd was not built with --allow-shell-under-secure-boot")
+			return false
+		}
+	}
+	b.Sys.Critical(fmt.Sprintf("%s: measuring %s into PCR 11 and PCR %d before the shell starts", why, debugShellEvent, c.PCR))
+	m, err := b.openMeasurer(c)
+	if err == nil {
+		err = m.DebugShell()
+	}
+	if err != nil {
+		b.Sys.Critical(fmt.Sprintf("%s: refusing the debug shell: it cannot be measured: %v", why, err))
+		return false
+	}
+	b.Sys.Critical(starting)
 	if err := b.Sys.Shell(); err != nil {
-		b.Sys.Log("debug shell: " + err.Error())
+		b.Sys.Critical("debug shell: " + err.Error())
 	}
+	return true
 }
 
 // fail reports f and ends the boot: a debug shell only where rd.shell
@@ -238,16 +331,12 @@ func (b *Boot) breakpoint(stage string) {
 func (b *Boot) fail(f *Failure, c Config) {
 	b.Sys.Critical(f.Error())
 	if c.Shell {
-		if b.Sys.HasShell() {
-			b.Sys.Critical("starting debug shell")
-			if err := b.Sys.Shell(); err != nil {
-				b.Sys.Critical("debug shell: " + err.Error())
-			}
-		} else {
-			b.Sys.Critical("rd.shell: no shell in this initrd (build it with --shell)")
-		}
+		b.shell(c, "rd.shell", "starting debug shell")
 	}
-	if c.PanicDelay > 0 {
+	if b.measurer != nil {
+		b.measurer.Close()
+	}
+	if c.Reboot {
 		b.Sys.Critical(fmt.Sprintf("rebooting in %ds", c.PanicDelay))
 		b.Sys.Reboot(time.Duration(c.PanicDelay) * time.Second)
 		return
@@ -256,21 +345,24 @@ func (b *Boot) fail(f *Failure, c Config) {
 	b.Sys.PowerOff()
 }
 
-// lenientPolicy reads only rd.shell and panic= from words.
+// lenientPolicy reads, from a command line that did not parse, the keys
+// the failure path needs, each where its value is valid.
 func lenientPolicy(words []string) Config {
-	var c Config
+	c := DefaultConfig()
 	for _, w := range words {
-		k, v, hasValue := strings.Cut(w, "=")
-		switch k {
-		case "rd.shell":
-			if s, err := flag(v, hasValue); err == nil {
-				c.Shell = s
-			}
-		case "panic":
-			if n, err := strconv.Atoi(v); err == nil {
-				c.PanicDelay = n
-			}
+		var k Config = c
+		if _, err := parseWords(&k, []string{w}); err != nil {
+			continue
 		}
+		c.Shell, c.Reboot, c.PanicDelay, c.TPM, c.PCR = k.Shell, k.Reboot, k.PanicDelay, k.TPM, k.PCR
 	}
 	return c
+}
+
+// Halt blocks forever. PID 1 must not exit, and a bare select{} would make
+// the runtime abort with "all goroutines are asleep" when nothing else runs.
+func Halt() {
+	for {
+		time.Sleep(time.Hour)
+	}
 }

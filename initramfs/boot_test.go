@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -14,20 +16,34 @@ import (
 
 // fakeSystem records what the boot sequence asked of the machine.
 type fakeSystem struct {
-	cmdline  string
-	digest   verity.Digest // what Measure reports
-	measure  error
-	openErr  error
-	rootErr  error
-	shell    bool
-	calls    []string
-	messages []string
+	cmdline, initrdCmdline string
+	digest                 verity.Digest // what Measure reports
+	measure                error
+	openErr                error
+	rootErr                error
+	shell, shellUnderSB    bool
+	secureBoot             bool
+	secureBootErr          error
+	panicIn                string // a method that panics
+	calls                  []string
+	messages               []string
+	critical               []string
+	measuredFd, mountedFd  int
 }
 
-func (f *fakeSystem) call(s string)     { f.calls = append(f.calls, s) }
+// imageFd is the descriptor the fake OpenImage returns.
+const imageFd = 42
+
+func (f *fakeSystem) call(s string) {
+	f.calls = append(f.calls, s)
+	if f.panicIn != "" && strings.HasPrefix(s, f.panicIn) {
+		var m map[string]int
+		m["nil map"]++ // a real runtime panic, as a parser bug would raise
+	}
+}
 func (f *fakeSystem) MountEarly() error { f.call("early"); return nil }
 func (f *fakeSystem) Cmdline() (string, string, error) {
-	return f.cmdline, "", nil
+	return f.cmdline, f.initrdCmdline, nil
 }
 func (f *fakeSystem) LoadModules() ([]string, error) {
 	f.call("modules")
@@ -41,13 +57,18 @@ func (f *fakeSystem) MountRoot(d blockdev.Device, fstype string, ro bool, flags 
 	f.call("mountroot " + d.Path + " " + fstype)
 	return nil
 }
-func (f *fakeSystem) OpenImage(p string) (int, error) { f.call("open " + p); return 3, f.openErr }
-func (f *fakeSystem) Measure(int) (verity.Digest, error) {
+func (f *fakeSystem) OpenImage(p string) (int, error) { f.call("open " + p); return imageFd, f.openErr }
+func (f *fakeSystem) Measure(fd int) (verity.Digest, error) {
 	f.call("measure")
+	f.measuredFd = fd
 	return f.digest, f.measure
 }
-func (f *fakeSystem) MountComposefs(int, string) error { f.call("composefs"); return nil }
-func (f *fakeSystem) SetupState(Config) error          { f.call("state"); return nil }
+func (f *fakeSystem) MountComposefs(fd int, _ string) error {
+	f.call("composefs")
+	f.mountedFd = fd
+	return nil
+}
+func (f *fakeSystem) SetupState(Config) error { f.call("state"); return nil }
 func (f *fakeSystem) FindInit(c []string) (string, error) {
 	f.call("findinit")
 	return c[0], nil
@@ -56,26 +77,56 @@ func (f *fakeSystem) SwitchRoot(init string) error {
 	f.call("switch " + init)
 	return errors.New("exec failed")
 }
-func (f *fakeSystem) HasShell() bool         { return f.shell }
-func (f *fakeSystem) Shell() error           { f.call("shell"); return nil }
-func (f *fakeSystem) PowerOff()              { f.call("poweroff") }
-func (f *fakeSystem) Reboot(d time.Duration) { f.call("reboot " + d.String()) }
-func (f *fakeSystem) Log(m string)           { f.messages = append(f.messages, m) }
-func (f *fakeSystem) Critical(m string)      { f.messages = append(f.messages, m) }
+func (f *fakeSystem) HasShell() (bool, bool)    { return f.shell, f.shellUnderSB }
+func (f *fakeSystem) SecureBoot() (bool, error) { return f.secureBoot, f.secureBootErr }
+func (f *fakeSystem) Shell() error              { f.call("shell"); return nil }
+func (f *fakeSystem) PowerOff()                 { f.call("poweroff") }
+func (f *fakeSystem) Reboot(d time.Duration)    { f.call("reboot " + d.String()) }
+func (f *fakeSystem) Log(m string)              { f.messages = append(f.messages, m) }
+func (f *fakeSystem) Critical(m string) {
+	f.messages = append(f.messages, m)
+	f.critical = append(f.critical, m)
+}
 
-type recordingMeasurer struct{ events *[]string }
+// recordingMeasurer records events in the order they happen, among the
+// system's calls (as "tpm:<event>").
+type recordingMeasurer struct {
+	f        *fakeSystem
+	events   *[]string
+	shellErr error
+}
 
-func (r recordingMeasurer) EnterInitrd() error { *r.events = append(*r.events, "enter"); return nil }
+func (r recordingMeasurer) record(e string) {
+	*r.events = append(*r.events, e)
+	r.f.calls = append(r.f.calls, "tpm:"+e)
+}
+func (r recordingMeasurer) EnterInitrd() error { r.record("enter"); return nil }
 func (r recordingMeasurer) MeasureComposefs(d verity.Digest) error {
-	*r.events = append(*r.events, "composefs:"+d.String())
+	r.record("composefs:" + d.String())
 	return nil
 }
-func (r recordingMeasurer) LeaveInitrd() error { *r.events = append(*r.events, "leave"); return nil }
+func (r recordingMeasurer) DebugShell() error {
+	if r.shellErr != nil {
+		return r.shellErr
+	}
+	r.record("debug-shell")
+	return nil
+}
+func (r recordingMeasurer) LeaveInitrd() error { r.record("leave"); return nil }
+func (r recordingMeasurer) Close() error       { return nil }
 
 func run(t *testing.T, f *fakeSystem) (error, []string) {
 	t.Helper()
+	return runWith(t, f, nil)
+}
+
+func runWith(t *testing.T, f *fakeSystem, shellErr error) (error, []string) {
+	t.Helper()
 	var events []string
-	b := Boot{Sys: f, NewMeasurer: func(Config) (Measurer, error) { return recordingMeasurer{&events}, nil }}
+	b := Boot{Sys: f, NewMeasurer: func(Config) (Measurer, error) {
+		f.calls = append(f.calls, "tpm:open")
+		return recordingMeasurer{f, &events, shellErr}, nil
+	}}
 	return b.Run(), events
 }
 
@@ -105,7 +156,7 @@ func hasExactly(list []string, s string) bool {
 func TestGoodBootReachesSwitchRoot(t *testing.T) {
 	f := good(t)
 	err, events := run(t, f)
-	want := []string{"early", "modules", "wait LABEL=r", "mountroot /dev/vda ext4", "open /sysroot/composefs/images/" + digest, "measure", "composefs", "state", "findinit", "switch /sbin/init"}
+	want := []string{"early", "modules", "tpm:open", "tpm:enter", "wait LABEL=r", "mountroot /dev/vda ext4", "open /sysroot/composefs/images/" + digest, "measure", "tpm:composefs:" + digest, "composefs", "state", "findinit", "tpm:leave", "switch /sbin/init"}
 	if strings.Join(f.calls[:len(want)], "|") != strings.Join(want, "|") {
 		t.Fatalf("calls %v\nwant %v", f.calls, want)
 	}
@@ -114,6 +165,10 @@ func TestGoodBootReachesSwitchRoot(t *testing.T) {
 	}
 	if !has(f.messages, "composefs image "+digest+" verified") || !has(f.messages, "switching to /sbin/init") {
 		t.Fatalf("messages %v", f.messages)
+	}
+	// The descriptor mounted is the one whose digest was checked.
+	if f.measuredFd != imageFd || f.mountedFd != imageFd {
+		t.Fatalf("opened fd %d, measured fd %d, mounted fd %d", imageFd, f.measuredFd, f.mountedFd)
 	}
 	// The fake exec fails: that is a failure at the switch stage, never a
 	// return into anything else.
@@ -166,8 +221,8 @@ func TestFailurePolicy(t *testing.T) {
 	f.cmdline += " rd.shell panic=7"
 	f.digest = verity.Digest{}
 	run(t, f)
-	tail := strings.Join(f.calls[len(f.calls)-2:], "|")
-	if tail != "shell|reboot 7s" || !has(f.messages, "starting debug shell") {
+	tail := strings.Join(f.calls[len(f.calls)-3:], "|")
+	if tail != "tpm:debug-shell|shell|reboot 7s" || !has(f.messages, "starting debug shell") {
 		t.Fatalf("calls %v messages %v", f.calls, f.messages)
 	}
 	// A malformed command line fails at cmdline but honours rd.shell.
@@ -192,7 +247,165 @@ func TestBreakpoint(t *testing.T) {
 	f.cmdline += " rd.break=mount"
 	run(t, f)
 	joined := strings.Join(f.calls, "|")
-	if !strings.Contains(joined, "measure|shell|composefs") {
+	if !strings.Contains(joined, "measure|tpm:composefs:"+digest+"|tpm:debug-shell|shell|composefs") {
 		t.Fatalf("rd.break=mount: %v", f.calls)
+	}
+	if !has(f.critical, "rd.break=mount: continuing the boot; it is measured as debugged") {
+		t.Fatalf("messages %v", f.critical)
+	}
+}
+
+// TestPanicIsABootFailure: a panic anywhere in the sequence (a parser bug
+// on a hostile disk) ends like any failure: one FAILED line naming the
+// stage, the shell only if allowed, then power off or reboot. PID 1 does
+// not die.
+func TestPanicIsABootFailure(t *testing.T) {
+	f := good(t)
+	f.panicIn = "mountroot"
+	err, events := run(t, f)
+	if err == nil || !strings.Contains(err.Error(), "FAILED at stage root: internal error: assignment to entry in nil map") {
+		t.Fatalf("%v", err)
+	}
+	if n := countPrefix(f.critical, "FAILED"); n != 1 {
+		t.Errorf("%d FAILED lines: %v", n, f.critical)
+	}
+	if has(f.calls, "shell") || f.calls[len(f.calls)-1] != "poweroff" || has(events, "composefs:") {
+		t.Errorf("calls %v events %v", f.calls, events)
+	}
+	// With rd.shell and panic=: the shell (measured), then reboot.
+	f = good(t)
+	f.cmdline += " rd.shell panic=3"
+	f.panicIn = "measure"
+	run(t, f)
+	if tail := strings.Join(f.calls[len(f.calls)-3:], "|"); tail != "tpm:debug-shell|shell|reboot 3s" {
+		t.Errorf("calls %v", f.calls)
+	}
+	// A panic in the failure path itself still powers off.
+	f = good(t)
+	f.cmdline += " rd.shell panic=3"
+	f.digest = verity.Digest{}
+	f.panicIn = "shell"
+	run(t, f)
+	if f.calls[len(f.calls)-1] != "poweroff" || !has(f.critical, "FAILED at stage verify: internal error") {
+		t.Errorf("calls %v messages %v", f.calls, f.critical)
+	}
+}
+
+func countPrefix(list []string, prefix string) int {
+	n := 0
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestHaltDoesNotDeadlock: PID 1's last act must block without the runtime
+// calling it a deadlock (a bare select{} with nothing else running dies
+// with "all goroutines are asleep", and PID 1 dying panics the kernel).
+func TestHaltDoesNotDeadlock(t *testing.T) {
+	if os.Getenv("CFSBOOT_TEST_HALT") == "1" {
+		Halt()
+	}
+	// -test.timeout=0: no alarm timer, so nothing but Halt keeps the child alive.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHaltDoesNotDeadlock$", "-test.timeout=0")
+	cmd.Env = append(os.Environ(), "CFSBOOT_TEST_HALT=1")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("Halt returned or crashed: %v\n%s", err, out.String())
+	case <-time.After(2 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
+}
+
+// TestDebugShellIsMeasuredFirst: every shell is preceded by the
+// debug-shell measurement, and one that cannot be measured does not start.
+func TestDebugShellIsMeasuredFirst(t *testing.T) {
+	f := good(t)
+	f.cmdline += " rd.shell"
+	f.digest = verity.Digest{}
+	runWith(t, f, nil)
+	if !strings.Contains(strings.Join(f.calls, "|"), "tpm:debug-shell|shell|poweroff") {
+		t.Fatalf("calls %v", f.calls)
+	}
+	if !has(f.critical, "rd.shell: measuring debug-shell into PCR 11 and PCR 15 before the shell starts") {
+		t.Fatalf("messages %v", f.critical)
+	}
+	f = good(t)
+	f.cmdline += " rd.shell"
+	f.digest = verity.Digest{}
+	runWith(t, f, errors.New("TPM: extending PCR 11: failure mode"))
+	if has(f.calls, "shell") || !has(f.critical, "rd.shell: refusing the debug shell: it cannot be measured: TPM: extending PCR 11: failure mode") {
+		t.Fatalf("calls %v messages %v", f.calls, f.critical)
+	}
+	// rd.break before the TPM stage opens the TPM early, once.
+	f = good(t)
+	f.cmdline += " rd.break=modules"
+	err, events := run(t, f)
+	want := "early|tpm:open|tpm:debug-shell|shell|modules|tpm:enter|wait"
+	if !strings.Contains(strings.Join(f.calls, "|"), want) || strings.Count(strings.Join(f.calls, "|"), "tpm:open") != 1 {
+		t.Fatalf("calls %v, want %s", f.calls, want)
+	}
+	if strings.Join(events, " ") != "debug-shell enter composefs:"+digest+" leave" || !strings.Contains(err.Error(), "stage switch") {
+		t.Fatalf("events %v err %v", events, err)
+	}
+}
+
+// TestSecureBootRefusesShell: under UEFI Secure Boot no shell starts unless
+// the initrd was built to allow it; an unknown Secure Boot state refuses too.
+func TestSecureBootRefusesShell(t *testing.T) {
+	for name, c := range map[string]struct {
+		secureBoot, optIn bool
+		sbErr             error
+		wantShell         bool
+		want              string
+	}{
+		"secure boot":           {true, false, nil, false, "rd.shell: refusing the debug shell: UEFI Secure Boot is enabled and this initrd was not built with --allow-shell-under-secure-boot"},
+		"secure boot, opted in": {true, true, nil, true, "starting debug shell"},
+		"unknown state":         {false, false, errors.New("efivarfs: no such device"), false, "cannot tell whether UEFI Secure Boot is enabled: efivarfs: no such device"},
+		"no secure boot":        {false, false, nil, true, "starting debug shell"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := good(t)
+			f.cmdline += " rd.shell"
+			f.digest = verity.Digest{}
+			f.secureBoot, f.shellUnderSB, f.secureBootErr = c.secureBoot, c.optIn, c.sbErr
+			run(t, f)
+			if has(f.calls, "shell") != c.wantShell || !has(f.critical, c.want) || f.calls[len(f.calls)-1] != "poweroff" {
+				t.Fatalf("calls %v messages %v", f.calls, f.critical)
+			}
+			if !c.wantShell && has(f.calls, "tpm:debug-shell") {
+				t.Fatal("measured a shell that did not start")
+			}
+		})
+	}
+	// rd.break under Secure Boot: no shell, the boot goes on.
+	f := good(t)
+	f.cmdline += " rd.break=root"
+	f.secureBoot = true
+	run(t, f)
+	if has(f.calls, "shell") || !has(f.calls, "switch /sbin/init") {
+		t.Fatalf("calls %v", f.calls)
+	}
+}
+
+// TestInitrdCmdlineWins: a kernel command line that contradicts the
+// initrd's on a security key fails the boot and gets no shell from it.
+func TestInitrdCmdlineWins(t *testing.T) {
+	f := good(t)
+	f.initrdCmdline = "rd.shell=0"
+	f.cmdline += " rd.shell"
+	run(t, f)
+	if !has(f.critical, "FAILED at stage cmdline: kernel command line: rd.shell: conflicts with rd.shell=0") || has(f.calls, "shell") || has(f.calls, "modules") {
+		t.Fatalf("calls %v messages %v", f.calls, f.critical)
 	}
 }

@@ -20,14 +20,16 @@ import (
 	"strings"
 	"time"
 
+	"cfsboot/initramfs/layout"
 	"cfsboot/verity"
 )
 
-// Stage names, in boot order; rd.break= takes one of them.
+// Stage names, in boot order.
 const (
 	StageEarly   = "early"
 	StageCmdline = "cmdline"
 	StageModules = "modules"
+	StageTPM     = "tpm" // the TPM opened, enter-initrd measured
 	StageRoot    = "root"
 	StageVerify  = "verify"
 	StageMount   = "mount"
@@ -35,13 +37,30 @@ const (
 	StageSwitch  = "switch"
 )
 
-var stages = []string{StageEarly, StageCmdline, StageModules, StageRoot, StageVerify, StageMount, StageState, StageSwitch}
+// breakStages are the stages rd.break= can stop before: those after the
+// command line has been read (early and cmdline run before the init knows
+// it was asked to break).
+var breakStages = []string{StageModules, StageTPM, StageRoot, StageVerify, StageMount, StageState, StageSwitch}
 
 // TPM policies (rd.cfsboot.tpm=).
 const (
 	TPMAuto    = "auto"
 	TPMRequire = "require"
 	TPMOff     = "off"
+)
+
+// /etc policies (rd.cfsboot.etc=).
+const (
+	EtcPersistent = "persistent" // the /etc upper layer lives on the state directory
+	EtcTransient  = "transient"  // the /etc upper layer lives in memory
+)
+
+// Limits of numeric values: large enough for any real use, small enough
+// that no arithmetic on them overflows.
+const (
+	maxTimeoutSeconds = 3600
+	maxPanicSeconds   = 86400
+	maxPCR            = 23
 )
 
 // Config is what the kernel command line asks of the init.
@@ -55,12 +74,14 @@ type Config struct {
 	RootTimeout   time.Duration // rd.timeout=
 	Shell         bool          // rd.shell
 	Break         string        // rd.break=<stage>
-	PanicDelay    int           // panic=<seconds>: reboot after a failure instead of powering off
+	Reboot        bool          // panic=<seconds> (nonzero): reboot after a failure instead of powering off
+	PanicDelay    int           // seconds to wait before that reboot (panic=<negative> reboots at once)
 	Store         string        // rd.cfsboot.store=: the store's path on the root device
 	State         string        // rd.cfsboot.state=: the state directory on the root device
 	TPM           string        // rd.cfsboot.tpm=
 	PCR           int           // rd.cfsboot.pcr=
 	MeasurePhases bool          // rd.cfsboot.measure-phases=
+	Etc           string        // rd.cfsboot.etc=
 }
 
 // DefaultConfig holds the values of keys the command line leaves out.
@@ -71,6 +92,7 @@ func DefaultConfig() Config {
 		State:       "state",
 		TPM:         TPMAuto,
 		PCR:         15,
+		Etc:         EtcPersistent,
 	}
 }
 
@@ -80,14 +102,87 @@ func DefaultConfig() Config {
 // own are errors, never guesses.
 func ParseCmdline(words []string) (Config, error) {
 	c := DefaultConfig()
-	haveDigest := false
+	set, err := parseWords(&c, words)
+	if err != nil {
+		return c, err
+	}
+	if !set["composefs"] {
+		return c, fmt.Errorf("kernel command line: composefs=<64 hex digits> is required: this init boots only a verified composefs root")
+	}
+	if c.Root == "" {
+		return c, fmt.Errorf("kernel command line: root= is required (UUID=, PARTUUID=, LABEL= or a /dev path)")
+	}
+	return c, nil
+}
+
+// lockedKeys are the security settings the initrd's own command line (signed
+// inside the UKI) fixes: the kernel command line (editable in the boot
+// loader) may repeat them but not change them.
+var lockedKeys = map[string]func(Config) any{
+	"composefs":      func(c Config) any { return c.Digest },
+	"rd.shell":       func(c Config) any { return c.Shell },
+	"rd.break":       func(c Config) any { return c.Break },
+	"rd.cfsboot.tpm": func(c Config) any { return c.TPM },
+	"rd.cfsboot.pcr": func(c Config) any { return c.PCR },
+	"rd.cfsboot.etc": func(c Config) any { return c.Etc },
+}
+
+// ParseBootCmdline reads the initrd's command line file and the kernel's:
+// the kernel's words come later and win, except for the locked keys the
+// initrd sets, where a different value on the kernel command line is an
+// error.
+func ParseBootCmdline(initrd, kernel []string) (Config, error) {
+	c, err := ParseCmdline(append(append([]string{}, initrd...), kernel...))
+	if err != nil {
+		return c, err
+	}
+	fromInitrd := DefaultConfig()
+	set, err := parseWords(&fromInitrd, initrd)
+	if err != nil {
+		return c, fmt.Errorf("initrd command line (/%s): %w", layout.CmdlineFile, err)
+	}
+	for key, value := range lockedKeys {
+		if set[key] && value(c) != value(fromInitrd) {
+			return c, fmt.Errorf("kernel command line: %s: conflicts with %s in the initrd's signed command line (/%s), which the kernel command line cannot override",
+				lastWord(kernel, key), lastWord(initrd, key), layout.CmdlineFile)
+		}
+	}
+	return c, nil
+}
+
+// lockedWords drops the kernel's words for locked keys the initrd sets, for
+// reading a policy from a command line that did not parse.
+func lockedWords(initrd, kernel []string) []string {
+	words := append([]string{}, initrd...)
+	for _, w := range kernel {
+		key, _, _ := strings.Cut(w, "=")
+		if _, locked := lockedKeys[key]; locked && lastWord(initrd, key) != "" {
+			continue
+		}
+		words = append(words, w)
+	}
+	return words
+}
+
+func lastWord(words []string, key string) string {
+	last := ""
+	for _, w := range words {
+		if k, _, _ := strings.Cut(w, "="); k == key {
+			last = w
+		}
+	}
+	return last
+}
+
+// parseWords applies words to c and returns the keys that were set.
+func parseWords(c *Config, words []string) (map[string]bool, error) {
+	set := map[string]bool{}
 	for _, w := range words {
 		key, value, hasValue := strings.Cut(w, "=")
 		var err error
 		switch key {
 		case "composefs":
 			c.Digest, err = verity.ParseDigest(value)
-			haveDigest = err == nil
 		case "root":
 			c.Root, err = nonEmpty(value)
 		case "rootfstype":
@@ -105,47 +200,57 @@ func ParseCmdline(words []string) (Config, error) {
 			c.Init = value
 		case "rd.timeout":
 			var secs int
-			if secs, err = strconv.Atoi(value); err == nil && secs <= 0 {
-				err = fmt.Errorf("want a positive number of seconds")
-			}
+			secs, err = boundedInt(value, 1, maxTimeoutSeconds)
 			c.RootTimeout = time.Duration(secs) * time.Second
 		case "rd.shell":
 			c.Shell, err = flag(value, hasValue)
 		case "rd.break":
-			c.Break, err = stageName(value)
+			c.Break, err = breakStage(value, hasValue)
 		case "panic":
-			c.PanicDelay, err = strconv.Atoi(value)
+			var secs int
+			secs, err = boundedInt(value, -maxPanicSeconds, maxPanicSeconds)
+			c.Reboot, c.PanicDelay = secs != 0, max(secs, 0)
 		case "rd.cfsboot.store":
 			c.Store, err = relativePath(value)
 		case "rd.cfsboot.state":
 			c.State, err = relativePath(value)
 		case "rd.cfsboot.tpm":
-			c.TPM = value
-			if value != TPMAuto && value != TPMRequire && value != TPMOff {
-				err = fmt.Errorf("want %s, %s or %s", TPMAuto, TPMRequire, TPMOff)
-			}
+			c.TPM, err = oneOf(value, TPMAuto, TPMRequire, TPMOff)
 		case "rd.cfsboot.pcr":
-			if c.PCR, err = strconv.Atoi(value); err == nil && (c.PCR < 0 || c.PCR > 23) {
-				err = fmt.Errorf("want a PCR index 0..23")
-			}
+			c.PCR, err = boundedInt(value, 0, maxPCR)
 		case "rd.cfsboot.measure-phases":
 			c.MeasurePhases, err = flag(value, hasValue)
+		case "rd.cfsboot.etc":
+			c.Etc, err = oneOf(value, EtcPersistent, EtcTransient)
 		default:
 			if strings.HasPrefix(key, "rd.cfsboot.") {
 				err = fmt.Errorf("unknown cfsboot option")
 			}
 		}
 		if err != nil {
-			return c, fmt.Errorf("kernel command line: %s: %w", w, err)
+			return set, fmt.Errorf("kernel command line: %s: %w", w, err)
+		}
+		set[key] = true
+	}
+	return set, nil
+}
+
+// boundedInt parses a decimal integer in [lo, hi].
+func boundedInt(v string, lo, hi int) (int, error) {
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || n < int64(lo) || n > int64(hi) {
+		return 0, fmt.Errorf("want a whole number from %d to %d", lo, hi)
+	}
+	return int(n), nil
+}
+
+func oneOf(v string, allowed ...string) (string, error) {
+	for _, a := range allowed {
+		if v == a {
+			return v, nil
 		}
 	}
-	if !haveDigest {
-		return c, fmt.Errorf("kernel command line: composefs=<64 hex digits> is required: this init boots only a verified composefs root")
-	}
-	if c.Root == "" {
-		return c, fmt.Errorf("kernel command line: root= is required (UUID=, PARTUUID=, LABEL= or a /dev path)")
-	}
-	return c, nil
+	return v, fmt.Errorf("want %s", strings.Join(allowed, ", "))
 }
 
 func nonEmpty(v string) (string, error) {
@@ -176,13 +281,19 @@ func flag(v string, hasValue bool) (bool, error) {
 	return false, fmt.Errorf("want 0 or 1")
 }
 
-func stageName(v string) (string, error) {
-	for _, s := range stages {
-		if s == v {
-			return v, nil
-		}
+// breakStage parses rd.break=; a bare rd.break stops before switch_root,
+// as in dracut.
+func breakStage(v string, hasValue bool) (string, error) {
+	if !hasValue {
+		return StageSwitch, nil
 	}
-	return "", fmt.Errorf("unknown stage (stages: %s)", strings.Join(stages, ", "))
+	if v == StageEarly || v == StageCmdline {
+		return "", fmt.Errorf("the init reads its command line after stage %s, so it cannot stop there (stages: %s)", v, strings.Join(breakStages, ", "))
+	}
+	if _, err := oneOf(v, breakStages...); err != nil {
+		return "", fmt.Errorf("unknown stage (stages: %s)", strings.Join(breakStages, ", "))
+	}
+	return v, nil
 }
 
 // relativePath accepts a path below the root device's top directory.

@@ -18,7 +18,7 @@ func TestParseCmdline(t *testing.T) {
 	want := Config{
 		Root: "LABEL=cfsroot", RootFSType: "ext4", RootFlags: "noatime", ReadOnly: true,
 		Init: "/usr/lib/systemd/systemd", RootTimeout: 5 * time.Second, Shell: true, Break: StageVerify,
-		PanicDelay: 10, Store: "cfs/store", State: "st", TPM: TPMRequire, PCR: 12, MeasurePhases: true,
+		Reboot: true, PanicDelay: 10, Store: "cfs/store", State: "st", TPM: TPMRequire, PCR: 12, MeasurePhases: true, Etc: EtcPersistent,
 	}
 	want.Digest = c.Digest
 	if c.Digest.String() != digest || !reflect.DeepEqual(c, want) {
@@ -40,14 +40,22 @@ func TestParseCmdlineRejects(t *testing.T) {
 		{"composefs=" + digest, "root= is required"},
 		{base + "root=", "root=: empty value"},
 		{base + "init=sbin/init", "want an absolute path"},
-		{base + "rd.timeout=0", "positive number"},
+		{base + "rd.timeout=0", "from 1 to 3600"},
+		{base + "rd.timeout=10000000000", "from 1 to 3600"}, // overflowed into a negative duration
+		{base + "rd.timeout=3601", "from 1 to 3600"},
+		{base + "panic=99999999999", "from -86400 to 86400"},
+		{base + "rd.cfsboot.pcr=18446744073709551617", "from 0 to 23"},
+		{base + "rd.cfsboot.pcr=-1", "from 0 to 23"},
+		{base + "rd.break=early", "cannot stop there"},
+		{base + "rd.break=cmdline", "cannot stop there"},
+		{base + "rd.cfsboot.etc=maybe", "want persistent, transient"},
 		{base + "rd.timeout=abc", "rd.timeout=abc"},
 		{base + "rd.shell=maybe", "want 0 or 1"},
 		{base + "rd.break=nowhere", "unknown stage"},
 		{base + "panic=x", "panic=x"},
 		{base + "rd.cfsboot.store=../etc", "without . or .."},
-		{base + "rd.cfsboot.tpm=maybe", "want auto, require or off"},
-		{base + "rd.cfsboot.pcr=24", "0..23"},
+		{base + "rd.cfsboot.tpm=maybe", "want auto, require, off"},
+		{base + "rd.cfsboot.pcr=24", "from 0 to 23"},
 		{base + "rd.cfsboot.bogus=1", "unknown cfsboot option"},
 		{base + "ro=1", "takes no value"},
 	} {
@@ -63,4 +71,77 @@ func TestSplitCmdline(t *testing.T) {
 	if want := []string{"a", "b=c d", "e f"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("%q", got)
 	}
+}
+
+func TestParseCmdlineValues(t *testing.T) {
+	base := "composefs=" + digest + " root=/dev/vda "
+	for cmdline, want := range map[string]func(Config) bool{
+		"rd.break":                 func(c Config) bool { return c.Break == StageSwitch }, // dracut: before switch_root
+		"rd.break=tpm":             func(c Config) bool { return c.Break == StageTPM },
+		"panic=-1":                 func(c Config) bool { return c.Reboot && c.PanicDelay == 0 },
+		"panic=0":                  func(c Config) bool { return !c.Reboot },
+		"rd.timeout=3600":          func(c Config) bool { return c.RootTimeout == time.Hour },
+		"rd.cfsboot.etc=transient": func(c Config) bool { return c.Etc == EtcTransient },
+	} {
+		c, err := ParseCmdline(SplitCmdline(base + cmdline))
+		if err != nil || !want(c) {
+			t.Errorf("%s: %+v %v", cmdline, c, err)
+		}
+	}
+}
+
+// TestInitrdCmdlineLocksSecurityKeys: the initrd's command line is signed
+// inside the UKI; the boot loader's is not. Security keys set in the
+// former cannot be changed from the latter.
+func TestInitrdCmdlineLocksSecurityKeys(t *testing.T) {
+	other := "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+	initrd := SplitCmdline("composefs=" + digest + " rd.shell=0 rd.cfsboot.tpm=require rd.cfsboot.pcr=15 rd.cfsboot.etc=transient")
+	for _, kernel := range []string{
+		"composefs=" + other,
+		"rd.shell",
+		"rd.shell=1",
+		"rd.cfsboot.tpm=off",
+		"rd.cfsboot.pcr=16",
+		"rd.cfsboot.etc=persistent",
+	} {
+		_, err := ParseBootCmdline(initrd, SplitCmdline("root=/dev/vda "+kernel))
+		if err == nil || !strings.Contains(err.Error(), kernel+": conflicts with") || !strings.Contains(err.Error(), "etc/cfsboot/cmdline") {
+			t.Errorf("kernel %s over the initrd's %v: %v", kernel, initrd, err)
+		}
+	}
+	// Repeating a locked value, and setting keys that are not locked, is fine.
+	c, err := ParseBootCmdline(initrd, SplitCmdline("root=/dev/vda rd.shell=no composefs="+digest+" rd.timeout=5 ro"))
+	if err != nil || c.Shell || !c.ReadOnly || c.TPM != TPMRequire {
+		t.Fatalf("%+v %v", c, err)
+	}
+	// A key the initrd leaves out stays the kernel's to set.
+	c, err = ParseBootCmdline(SplitCmdline("rd.cfsboot.tpm=require"), SplitCmdline("composefs="+digest+" root=/dev/vda rd.shell"))
+	if err != nil || !c.Shell {
+		t.Fatalf("%+v %v", c, err)
+	}
+	// A bad command line still fails closed for the failure path: the
+	// initrd's rd.shell=0 wins over the kernel's rd.shell.
+	if p := lenientPolicy(lockedWords(initrd, SplitCmdline("rd.shell composefs=bad"))); p.Shell {
+		t.Fatal("the kernel command line turned on a shell the initrd turned off")
+	}
+}
+
+// FuzzParseBootCmdline: whatever the two command lines say, the parser
+// does not panic, and what it accepts is within bounds.
+func FuzzParseBootCmdline(f *testing.F) {
+	f.Add("rd.shell=0 composefs="+digest, "root=/dev/vda rd.timeout=10000000000 panic=-5 rd.break")
+	f.Add("", "composefs="+digest+` root="LABEL=a b" rd.cfsboot.pcr=23 rd.cfsboot.etc=transient rd.break=tpm`)
+	f.Fuzz(func(t *testing.T, initrd, kernel string) {
+		c, err := ParseBootCmdline(SplitCmdline(initrd), SplitCmdline(kernel))
+		lenientPolicy(lockedWords(SplitCmdline(initrd), SplitCmdline(kernel)))
+		if err != nil {
+			return
+		}
+		if c.RootTimeout <= 0 || c.RootTimeout > time.Hour || c.PCR < 0 || c.PCR > 23 || c.PanicDelay < 0 || c.Root == "" {
+			t.Fatalf("accepted out-of-bounds config %+v", c)
+		}
+		if c.Break == StageEarly || c.Break == StageCmdline {
+			t.Fatalf("accepted rd.break=%s", c.Break)
+		}
+	})
 }

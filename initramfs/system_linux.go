@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,19 +14,24 @@ import (
 	"cfsboot/initramfs/layout"
 	"cfsboot/initramfs/modload"
 	"cfsboot/mount"
-	"cfsboot/verity"
 )
 
-// Linux is the real System of PID 1 in the initrd.
+// Linux is the real System of PID 1 in the initrd. Its methods live one
+// concern a file: logging (system_log_linux.go), the root device and image
+// (system_root_linux.go), state (system_state_linux.go), the debug shell
+// (system_shell_linux.go); this file has the early mounts, the command
+// line, modules, switch_root and power.
 type Linux struct {
-	kmsg  *os.File
-	quiet bool // "quiet" on the command line: progress goes to the kernel log only
+	kmsg     *os.File // progress, at debug level
+	kmsgCrit *os.File // failures: the kernel rate-limits each open file, so they get their own
+	quiet    bool     // "quiet" on the command line: progress goes to the kernel log only
 }
 
 // Paths in the initramfs (below /run, which moves into the new root).
 const (
-	imageMount = "/run/cfsboot/image"
-	volatile   = "/run/cfsboot/volatile"
+	imageMount   = "/run/cfsboot/image"
+	volatile     = "/run/cfsboot/volatile"
+	transientEtc = "/run/cfsboot/etc"
 )
 
 func (s *Linux) MountEarly() error {
@@ -51,9 +53,7 @@ func (s *Linux) MountEarly() error {
 			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.target, err)
 		}
 	}
-	if f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0); err == nil {
-		s.kmsg = f
-	}
+	s.openKmsg()
 	if cmdline, err := os.ReadFile("/proc/cmdline"); err == nil {
 		for _, w := range SplitCmdline(string(cmdline)) {
 			s.quiet = s.quiet || w == "quiet"
@@ -61,25 +61,6 @@ func (s *Linux) MountEarly() error {
 	}
 	return nil
 }
-
-// log writes one line to the console (PID 1's stdout) unless quiet, and a
-// copy to the kernel log. The kernel rate-limits /dev/kmsg writers, so the
-// console copy is the one a person can rely on; the kernel log copy is at
-// debug level so the kernel does not print it on the console a second time.
-func (s *Linux) log(msg string, quiet bool) {
-	if !quiet {
-		fmt.Fprintf(os.Stdout, "cfsboot: %s\n", msg)
-	}
-	if s.kmsg != nil {
-		fmt.Fprintf(s.kmsg, "<7>cfsboot: %s\n", msg)
-	}
-}
-
-// Log reports progress.
-func (s *Linux) Log(msg string) { s.log(msg, s.quiet) }
-
-// Critical reports failures, even with quiet.
-func (s *Linux) Critical(msg string) { s.log(msg, false) }
 
 func (s *Linux) Cmdline() (string, string, error) {
 	kernel, err := os.ReadFile("/proc/cmdline")
@@ -97,106 +78,6 @@ func (s *Linux) LoadModules() ([]string, error) { return modload.LoadAll("/" + l
 
 func (s *Linux) WaitRoot(ctx context.Context, spec string) (blockdev.Device, error) {
 	return blockdev.Wait(ctx, spec)
-}
-
-func (s *Linux) MountRoot(dev blockdev.Device, fstype string, readOnly bool, flags string) error {
-	if err := os.MkdirAll(Sysroot, 0o755); err != nil {
-		return err
-	}
-	var mflags uintptr
-	if readOnly {
-		mflags |= unix.MS_RDONLY
-	}
-	if err := unix.Mount(dev.Path, Sysroot, fstype, mflags, flags); err != nil {
-		return fmt.Errorf("mount %s (%s, options %q) on %s: %w", dev.Path, fstype, flags, Sysroot, err)
-	}
-	return nil
-}
-
-func (s *Linux) OpenImage(path string) (int, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return -1, errors.New("found no such file")
-		}
-		if errors.Is(err, unix.ELOOP) {
-			return -1, errors.New("found a symlink, which is not followed")
-		}
-		return -1, err
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		unix.Close(fd)
-		return -1, fmt.Errorf("found a file of type %o, not a regular file", st.Mode&unix.S_IFMT)
-	}
-	return fd, nil
-}
-
-func (s *Linux) Measure(fd int) (verity.Digest, error) { return verity.Measure(fd) }
-
-func (s *Linux) MountComposefs(imageFd int, objectsDir string) error {
-	for _, d := range []string{imageMount, NewRoot} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
-	}
-	if err := mount.EROFS(imageFd, imageMount); err != nil {
-		if errors.Is(err, unix.EIO) {
-			return fmt.Errorf("the verified image failed fs-verity checks while being read (its blocks changed on disk after it was sealed): %w", err)
-		}
-		return err
-	}
-	ov := mount.Overlay{Lower: []string{imageMount}, Data: []string{objectsDir}, Composefs: true, Verity: mount.VerityRequire}
-	return ov.Mount(NewRoot)
-}
-
-// SetupState gives the read-only root a writable /etc (an overlay whose
-// upper layer is kept per image under the state directory, so changes
-// survive reboots of the same image) and a persistent /var, and leaves the
-// root device reachable at /sysroot. With ro the root device stays
-// read-only and both live in memory.
-func (s *Linux) SetupState(c Config) error {
-	base := filepath.Join(Sysroot, c.State)
-	if c.ReadOnly {
-		if err := os.MkdirAll(volatile, 0o755); err != nil {
-			return err
-		}
-		if err := unix.Mount("tmpfs", volatile, "tmpfs", 0, "mode=0755"); err != nil {
-			return fmt.Errorf("volatile state: %w", err)
-		}
-		base = volatile
-		s.Log("root device is read-only (ro): /etc and /var changes are not kept")
-	}
-	etc := filepath.Join(base, "deploy", c.Digest.String(), "etc")
-	for _, d := range []string{etc + "/upper", etc + "/work", base + "/var"} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("state directory: %w", err)
-		}
-	}
-	for _, d := range []string{"etc", "var"} {
-		if st, err := os.Stat(filepath.Join(NewRoot, d)); err != nil || !st.IsDir() {
-			return fmt.Errorf("expected a /%s directory in the image to mount state on, found none", d)
-		}
-	}
-	ov := mount.Overlay{Lower: []string{NewRoot + "/etc"}, Upper: etc + "/upper", Work: etc + "/work"}
-	if err := ov.Mount(NewRoot + "/etc"); err != nil {
-		return fmt.Errorf("/etc: %w", err)
-	}
-	if err := mount.Bind(base+"/var", NewRoot+"/var"); err != nil {
-		return fmt.Errorf("/var: %w", err)
-	}
-	target := NewRoot + Sysroot
-	if st, err := os.Stat(target); err != nil || !st.IsDir() {
-		target = "/run/cfsboot/sysroot" // moves along with /run
-		if err := os.MkdirAll(target, 0o755); err != nil {
-			return err
-		}
-	}
-	return mount.Move(Sysroot, target)
 }
 
 func (s *Linux) FindInit(candidates []string) (string, error) {
@@ -226,42 +107,15 @@ func (s *Linux) SwitchRoot(init string) error {
 	return mount.SwitchRoot(NewRoot, init, []string{init}, env)
 }
 
-func (s *Linux) HasShell() bool {
-	_, err := os.Stat("/" + layout.ShellPath)
-	return err == nil
-}
-
-// Shell runs an interactive shell on the console as a new session with the
-// console as its controlling terminal, and waits for it to exit.
-func (s *Linux) Shell() error {
-	console, err := os.OpenFile("/dev/console", os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer console.Close()
-	cmd := exec.Command("/"+layout.ShellPath, "-i")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = console, console, console
-	cmd.Env = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "TERM=linux", "PS1=cfsboot# ", "HOME=/"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	return cmd.Run()
-}
-
 func (s *Linux) PowerOff() {
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-	halt()
+	Halt()
 }
 
 func (s *Linux) Reboot(after time.Duration) {
 	time.Sleep(after)
 	unix.Sync()
 	unix.Reboot(unix.LINUX_REBOOT_CMD_RESTART)
-	halt()
-}
-
-// halt never returns: PID 1 must not exit.
-func halt() {
-	for {
-		time.Sleep(time.Hour)
-	}
+	Halt()
 }

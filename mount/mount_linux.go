@@ -64,14 +64,11 @@ func (c *fsContext) flag(key string) error {
 	return nil
 }
 
-// attach creates the superblock and mounts it at target.
-func (c *fsContext) attach(target string, readOnly bool) error {
+// attach creates the superblock and mounts it at target with the
+// MOUNT_ATTR_* flags attr.
+func (c *fsContext) attach(target string, attr int) error {
 	if err := unix.FsconfigCreate(c.fd); err != nil {
 		return c.fail("create", err)
-	}
-	attr := 0
-	if readOnly {
-		attr = unix.MOUNT_ATTR_RDONLY
 	}
 	mfd, err := unix.Fsmount(c.fd, unix.FSMOUNT_CLOEXEC, attr)
 	if err != nil {
@@ -99,7 +96,7 @@ func EROFS(fd int, target string) error {
 	if err := c.flag("ro"); err != nil {
 		return err
 	}
-	return c.attach(target, true)
+	return c.attach(target, unix.MOUNT_ATTR_RDONLY)
 }
 
 // Verity modes of overlayfs' verity= option.
@@ -115,6 +112,9 @@ type Overlay struct {
 	Upper, Work string   // both empty for a read-only overlay
 	Composefs   bool     // metacopy=on, redirect_dir=on, as composefs images need
 	Verity      string   // "", VerityRequire or VerityOff
+	// Untrusted mounts it nosuid,nodev: for an upper layer anyone with the
+	// disk can write.
+	Untrusted bool
 }
 
 // Mount mounts the overlay at target.
@@ -160,13 +160,39 @@ func (o Overlay) Mount(target string) error {
 			return err
 		}
 	}
-	return c.attach(target, o.Upper == "")
+	attr := 0
+	if o.Upper == "" {
+		attr |= unix.MOUNT_ATTR_RDONLY
+	}
+	if o.Untrusted {
+		attr |= unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	}
+	return c.attach(target, attr)
 }
 
 // Bind bind-mounts src at dst.
 func Bind(src, dst string) error {
 	if err := unix.Mount(src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s on %s: %w", src, dst, err)
+	}
+	return nil
+}
+
+// BindUntrusted bind-mounts the directory open at fd (with what is mounted
+// below it) at dst, nosuid,nodev. Binding the descriptor mounts exactly the
+// directory that was checked, without resolving a path again.
+func BindUntrusted(fd int, dst string) error {
+	tree, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("bind on %s: open_tree: %w", dst, err)
+	}
+	defer unix.Close(tree)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("bind on %s: nosuid,nodev: %w", dst, err)
+	}
+	if err := unix.MoveMount(tree, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("bind on %s: %w", dst, err)
 	}
 	return nil
 }

@@ -82,5 +82,5 @@ func TestMeasuredBoot(t *testing.T) {
 func TestRequiredTPMMissing(t *testing.T) {
 	t.Parallel()
 	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: fx.Disk(t, "sealed"), Append: cmdline(fx.Digest.String(), "rd.cfsboot.tpm=require")})
-	expectFailure(t, vm, "cmdline", "rd.cfsboot.tpm=require: no TPM device")
+	expectFailure(t, vm, "tpm", "rd.cfsboot.tpm=require: no TPM device")
 }

@@ -51,7 +51,9 @@ const (
 // exclusive flock, and the sticky bit set while a measurement is under way
 // so a reader can tell a log that misses a record from a complete one.
 type Log struct {
-	f *os.File
+	f        *os.File
+	wasDirty bool // marked when opened: it stays marked, whatever we add
+	appended bool // a record was written in full
 }
 
 // ErrDirtyLog: the log's sticky bit was set: a writer died between
@@ -78,12 +80,12 @@ func OpenLog(path string) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("measurement log %s: not a regular file", path)
 	}
-	l := &Log{f: f}
+	l := &Log{f: f, wasDirty: st.Mode&unix.S_ISVTX != 0}
 	if err := unix.Fchmod(fd, (st.Mode&0o7777)|unix.S_ISVTX); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("measurement log %s: mark dirty: %w", path, err)
 	}
-	if st.Mode&unix.S_ISVTX != 0 {
+	if l.wasDirty {
 		return l, ErrDirtyLog
 	}
 	return l, nil
@@ -91,20 +93,19 @@ func OpenLog(path string) (*Log, error) {
 
 // Append writes one record.
 func (l *Log) Append(r Record) error {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if _, err := l.f.Write(append(append([]byte{0x1e}, data...), '\n')); err != nil {
+	if _, err := l.f.Write(append(r.appendJSON([]byte{0x1e}), '\n')); err != nil {
 		return fmt.Errorf("measurement log: %w", err)
 	}
+	l.appended = true
 	return nil
 }
 
-// Close makes the records durable, clears the dirty mark and unlocks.
+// Close makes the records durable and unlocks. The dirty mark is cleared
+// only when this writer found the log clean and appended its record: a log
+// that missed an event, or whose PCR was extended without a record, keeps it.
 func (l *Log) Close() error {
 	err := l.f.Sync()
-	if err == nil {
+	if err == nil && l.appended && !l.wasDirty {
 		var st unix.Stat_t
 		if err = unix.Fstat(int(l.f.Fd()), &st); err == nil {
 			err = unix.Fchmod(int(l.f.Fd()), st.Mode&0o7777&^unix.S_ISVTX)

@@ -7,12 +7,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-tpm/tpm2/transport"
-	"github.com/google/go-tpm/tpm2/transport/linuxtpm"
 	"golang.org/x/sys/unix"
 
 	"cfsboot/verity"
 )
+
+// DebugShellEvent is extended into PCR 11 and the composefs PCR before any
+// debug shell starts, so that nothing measured after it matches a clean
+// boot's prediction.
+const DebugShellEvent = "debug-shell"
 
 // Policies of rd.cfsboot.tpm=.
 const (
@@ -20,10 +23,6 @@ const (
 	PolicyRequire = "require" // a missing or failing TPM fails the boot
 	PolicyOff     = "off"
 )
-
-// stubEFIVar is set by systemd-stub when it measured the UKI into PCR 11;
-// only then do the boot phases belong in PCR 11 too.
-const stubEFIVar = "/sys/firmware/efi/efivars/StubPcrKernelImage-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 
 // Devices are tried in this order; the resource manager first.
 var Devices = []string{"/dev/tpmrm0", "/dev/tpm0"}
@@ -33,8 +32,12 @@ type MeasurerOptions struct {
 	Policy      string
 	PCR         int  // for the composefs event
 	ForcePhases bool // measure boot phases even without systemd-stub
-	LogPath     string
-	Log         func(string)
+	// StubMeasured reports whether systemd-stub measured the UKI into
+	// PCR 11 (only then do the boot phases belong there too); nil: it did
+	// not. It is asked at EnterInitrd, after the initrd's modules loaded.
+	StubMeasured func() (bool, error)
+	LogPath      string
+	Log          func(string)
 	// DeviceWait is how long to wait for the TPM device node.
 	DeviceWait time.Duration
 }
@@ -43,7 +46,7 @@ type MeasurerOptions struct {
 // each event in the log.
 type BootMeasurer struct {
 	opts   MeasurerOptions
-	t      transport.TPMCloser // nil: not measuring
+	t      Device // nil: not measuring
 	banks  []Bank
 	phases bool
 }
@@ -66,15 +69,15 @@ func NewBootMeasurer(o MeasurerOptions) (*BootMeasurer, error) {
 		o.Log("no TPM found: this boot is not measured")
 		return m, nil
 	}
-	t, err := linuxtpm.Open(path)
+	t, err := openLinuxDevice(path)
 	if err != nil {
-		return m.degrade(fmt.Errorf("TPM %s: %w", path, err))
+		return m.degrade(err)
 	}
-	return newWithTPM(t, o, stubMeasured())
+	return newWithTPM(t, o)
 }
 
-func newWithTPM(t transport.TPMCloser, o MeasurerOptions, stub bool) (*BootMeasurer, error) {
-	m := &BootMeasurer{opts: o, t: t, phases: o.ForcePhases || stub}
+func newWithTPM(t Device, o MeasurerOptions) (*BootMeasurer, error) {
+	m := &BootMeasurer{opts: o, t: t}
 	banks, err := ActiveBanks(t)
 	if err != nil {
 		t.Close()
@@ -86,7 +89,7 @@ func newWithTPM(t transport.TPMCloser, o MeasurerOptions, stub bool) (*BootMeasu
 	for i, b := range banks {
 		names[i] = b.Name
 	}
-	o.Log(fmt.Sprintf("TPM banks %s; composefs digest goes to PCR %d; boot phases to PCR 11: %v", strings.Join(names, ","), o.PCR, m.phases))
+	o.Log(fmt.Sprintf("TPM banks %s; composefs digest goes to PCR %d", strings.Join(names, ","), o.PCR))
 	return m, nil
 }
 
@@ -120,18 +123,41 @@ func waitForDevice(wait time.Duration) string {
 	}
 }
 
-// stubMeasured mounts efivarfs if needed and looks for systemd-stub's mark.
-func stubMeasured() bool {
-	if _, err := os.Stat("/sys/firmware/efi"); err != nil {
-		return false
+// decidePhases sets whether the boot phases go into PCR 11: when asked
+// to, or when systemd-stub measured the UKI there. A UEFI machine whose
+// stub variable cannot be read fails under require; under auto the phases
+// are measured, since a PCR 11 that misses them would look like a
+// different boot rather than a forged one.
+func (m *BootMeasurer) decidePhases() error {
+	m.phases = m.opts.ForcePhases
+	if m.phases || m.opts.StubMeasured == nil {
+		return nil
 	}
-	unix.Mount("efivarfs", "/sys/firmware/efi/efivars", "efivarfs", unix.MS_NOSUID|unix.MS_NOEXEC|unix.MS_NODEV, "")
-	_, err := os.Stat(stubEFIVar)
-	return err == nil
+	stub, err := m.opts.StubMeasured()
+	switch {
+	case err != nil && m.opts.Policy == PolicyRequire:
+		return fmt.Errorf("cannot tell whether systemd-stub measured the UKI into PCR 11: %w", err)
+	case err != nil:
+		m.opts.Log(fmt.Sprintf("cannot tell whether systemd-stub measured the UKI (%v): measuring the boot phases into PCR 11 anyway", err))
+		m.phases = true
+	default:
+		m.phases = stub
+	}
+	return nil
 }
 
-// measure extends pcr with the event string on every bank and logs it.
+// measure extends pcr with the event string on every bank and logs it;
+// a failure degrades the measurer as the policy says.
 func (m *BootMeasurer) measure(pcr int, event, eventType string) error {
+	if err := m.extend(pcr, event, eventType); err != nil {
+		_, derr := m.degrade(err)
+		return derr
+	}
+	return nil
+}
+
+// extend extends pcr with the event and appends its record to the log.
+func (m *BootMeasurer) extend(pcr int, event, eventType string) error {
 	if m.t == nil {
 		return nil
 	}
@@ -140,8 +166,7 @@ func (m *BootMeasurer) measure(pcr int, event, eventType string) error {
 	if errors.Is(err, ErrDirtyLog) {
 		m.opts.Log(fmt.Sprintf("%s: %v", m.opts.LogPath, err))
 	} else if err != nil {
-		_, derr := m.degrade(err)
-		return derr
+		return err
 	}
 	err = Extend(m.t, pcr, digests)
 	if err == nil {
@@ -151,8 +176,7 @@ func (m *BootMeasurer) measure(pcr int, event, eventType string) error {
 		err = cerr
 	}
 	if err != nil {
-		_, derr := m.degrade(err)
-		return derr
+		return err
 	}
 	m.opts.Log(fmt.Sprintf("measured %q into PCR %d", event, pcr))
 	return nil
@@ -169,12 +193,40 @@ func bootTime() uint64 {
 	return uint64(ts.Nano() / 1000)
 }
 
-// EnterInitrd measures the enter-initrd phase when phases are measured.
+// EnterInitrd decides whether the boot phases are measured and measures
+// enter-initrd if they are.
 func (m *BootMeasurer) EnterInitrd() error {
+	if m.t == nil {
+		return nil
+	}
+	if err := m.decidePhases(); err != nil {
+		return err
+	}
+	m.opts.Log(fmt.Sprintf("boot phases go to PCR 11: %v", m.phases))
 	if !m.phases {
 		return nil
 	}
 	return m.measure(PCR11, "enter-initrd", EventPhase)
+}
+
+// DebugShell measures that a debug shell is about to start, into PCR 11
+// and the composefs PCR. Unlike the other events it never degrades: when a
+// TPM is in use and the event cannot be measured, the shell must not start.
+func (m *BootMeasurer) DebugShell() error {
+	if m.t == nil {
+		m.opts.Log("debug shell not measured: no TPM in use")
+		return nil
+	}
+	pcrs := []int{PCR11}
+	if m.opts.PCR != PCR11 {
+		pcrs = append(pcrs, m.opts.PCR)
+	}
+	for _, pcr := range pcrs {
+		if err := m.extend(pcr, DebugShellEvent, EventPhase); err != nil {
+			return fmt.Errorf("measuring %s into PCR %d: %w", DebugShellEvent, pcr, err)
+		}
+	}
+	return nil
 }
 
 // MeasureComposefs measures the verified root's identity.
@@ -182,29 +234,22 @@ func (m *BootMeasurer) MeasureComposefs(d verity.Digest) error {
 	return m.measure(m.opts.PCR, ComposefsEvent(d), EventFilesystem)
 }
 
-// LeaveInitrd measures leave-initrd and releases the TPM.
+// LeaveInitrd measures leave-initrd. The TPM stays open (a failing
+// switch_root may still need it for a debug shell); its descriptor closes
+// on exec.
 func (m *BootMeasurer) LeaveInitrd() error {
-	var err error
-	if m.phases {
-		err = m.measure(PCR11, "leave-initrd", EventPhase)
+	if !m.phases {
+		return nil
 	}
-	if m.t != nil {
-		m.t.Close()
-		m.t = nil
-	}
-	return err
+	return m.measure(PCR11, "leave-initrd", EventPhase)
 }
 
-// OpenDevice opens path, or the first TPM device present when path is "".
-func OpenDevice(path string) (transport.TPMCloser, error) {
-	if path == "" {
-		if path = waitForDevice(0); path == "" {
-			return nil, fmt.Errorf("no TPM device (%s)", strings.Join(Devices, ", "))
-		}
+// Close releases the TPM.
+func (m *BootMeasurer) Close() error {
+	if m.t == nil {
+		return nil
 	}
-	t, err := linuxtpm.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("TPM %s: %w", path, err)
-	}
-	return t, nil
+	err := m.t.Close()
+	m.t = nil
+	return err
 }

@@ -8,24 +8,21 @@ import (
 	_ "crypto/sha256"
 	_ "crypto/sha512"
 	"fmt"
-
-	"github.com/google/go-tpm/tpm2"
-	"github.com/google/go-tpm/tpm2/transport"
 )
 
 // Bank is a PCR bank: a hash algorithm the TPM keeps PCRs for.
 type Bank struct {
 	Name string // as systemd names it: sha1, sha256, sha384, sha512
-	Alg  tpm2.TPMIAlgHash
+	Alg  AlgID
 	Hash crypto.Hash
 }
 
 // KnownBanks in the order systemd lists them.
 var KnownBanks = []Bank{
-	{"sha1", tpm2.TPMAlgSHA1, crypto.SHA1},
-	{"sha256", tpm2.TPMAlgSHA256, crypto.SHA256},
-	{"sha384", tpm2.TPMAlgSHA384, crypto.SHA384},
-	{"sha512", tpm2.TPMAlgSHA512, crypto.SHA512},
+	{"sha1", AlgSHA1, crypto.SHA1},
+	{"sha256", AlgSHA256, crypto.SHA256},
+	{"sha384", AlgSHA384, crypto.SHA384},
+	{"sha512", AlgSHA512, crypto.SHA512},
 }
 
 // BankByName finds a known bank.
@@ -41,18 +38,14 @@ func BankByName(name string) (Bank, bool) {
 // ActiveBanks returns the banks that have PCRs allocated. A bank the TPM
 // has but this code does not know is an error: it could not be extended,
 // and an unextended bank would let a verifier be fooled.
-func ActiveBanks(t transport.TPM) ([]Bank, error) {
-	rsp, err := tpm2.GetCapability{Capability: tpm2.TPMCapPCRs, PropertyCount: 1}.Execute(t)
-	if err != nil {
-		return nil, fmt.Errorf("TPM: reading PCR banks: %w", err)
-	}
-	sel, err := rsp.CapabilityData.Data.AssignedPCR()
+func ActiveBanks(t Transport) ([]Bank, error) {
+	sels, err := getPCRAllocation(t)
 	if err != nil {
 		return nil, fmt.Errorf("TPM: reading PCR banks: %w", err)
 	}
 	var banks []Bank
-	for _, s := range sel.PCRSelections {
-		if !anySet(s.PCRSelect) {
+	for _, s := range sels {
+		if !anySet(s.Select) {
 			continue
 		}
 		b, ok := bankByAlg(s.Hash)
@@ -76,7 +69,7 @@ func anySet(b []byte) bool {
 	return false
 }
 
-func bankByAlg(a tpm2.TPMIAlgHash) (Bank, bool) {
+func bankByAlg(a AlgID) (Bank, bool) {
 	for _, b := range KnownBanks {
 		if b.Alg == a {
 			return b, true
@@ -103,35 +96,30 @@ func EventDigests(banks []Bank, data []byte) []Digest {
 }
 
 // Extend extends pcr with the digests (one per active bank) in one command.
-func Extend(t transport.TPM, pcr int, digests []Digest) error {
-	var vals tpm2.TPMLDigestValues
+func Extend(t Transport, pcr int, digests []Digest) error {
 	for _, d := range digests {
-		vals.Digests = append(vals.Digests, tpm2.TPMTHA{HashAlg: d.Bank.Alg, Digest: d.Value})
+		if len(d.Value) != d.Bank.Hash.Size() {
+			return fmt.Errorf("TPM: extending PCR %d: %s digest of %d bytes", pcr, d.Bank.Name, len(d.Value))
+		}
 	}
-	_, err := tpm2.PCRExtend{
-		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(pcr), Auth: tpm2.PasswordAuth(nil)},
-		Digests:   vals,
-	}.Execute(t)
-	if err != nil {
+	if err := pcrExtend(t, pcr, digests); err != nil {
 		return fmt.Errorf("TPM: extending PCR %d: %w", pcr, err)
 	}
 	return nil
 }
 
 // Read returns pcr's value in each bank.
-func Read(t transport.TPM, pcr int, banks []Bank) ([]Digest, error) {
+func Read(t Transport, pcr int, banks []Bank) ([]Digest, error) {
 	var out []Digest
 	for _, b := range banks {
-		rsp, err := tpm2.PCRRead{PCRSelectionIn: tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{
-			{Hash: b.Alg, PCRSelect: tpm2.PCClientCompatible.PCRs(uint(pcr))},
-		}}}.Execute(t)
+		v, err := pcrRead(t, pcr, b.Alg)
 		if err != nil {
 			return nil, fmt.Errorf("TPM: reading PCR %d (%s): %w", pcr, b.Name, err)
 		}
-		if len(rsp.PCRValues.Digests) != 1 {
-			return nil, fmt.Errorf("TPM: reading PCR %d (%s): %d values", pcr, b.Name, len(rsp.PCRValues.Digests))
+		if len(v) != b.Hash.Size() {
+			return nil, fmt.Errorf("TPM: reading PCR %d (%s): %d bytes", pcr, b.Name, len(v))
 		}
-		out = append(out, Digest{b, rsp.PCRValues.Digests[0].Buffer})
+		out = append(out, Digest{b, v})
 	}
 	return out, nil
 }

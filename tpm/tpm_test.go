@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 	"github.com/google/go-tpm/tpm2/transport/simulator"
 
+	"cfsboot/internal/efivar"
 	"cfsboot/verity"
 )
 
@@ -64,7 +65,7 @@ func quietLog(t *testing.T) func(string) { return func(s string) { t.Log(s) } }
 func TestMeasurerAndLogReplay(t *testing.T) {
 	sim := openSim(t)
 	logPath := filepath.Join(t.TempDir(), "run/log/systemd/tpm2-measure.log")
-	m, err := newWithTPM(sim, MeasurerOptions{Policy: PolicyRequire, PCR: 15, ForcePhases: true, LogPath: logPath, Log: quietLog(t)}, false)
+	m, err := newWithTPM(sim, MeasurerOptions{Policy: PolicyRequire, PCR: 15, ForcePhases: true, LogPath: logPath, Log: quietLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +80,7 @@ func TestMeasurerAndLogReplay(t *testing.T) {
 	if err := m.MeasureComposefs(d); err != nil {
 		t.Fatal(err)
 	}
-	m.t = sim // LeaveInitrd closes the TPM; keep the test's handle usable
-	if err := m.measure(PCR11, "leave-initrd", EventPhase); err != nil {
+	if err := m.LeaveInitrd(); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(logPath)
@@ -150,17 +150,43 @@ func TestDirtyMarker(t *testing.T) {
 	if dirty, _ := IsDirty(path); !dirty {
 		t.Fatal("log not marked dirty while open")
 	}
-	// A writer that dies leaves the mark; the next one is told.
-	l.f.Close()
+	// A writer that appended nothing (its extend failed, or may have
+	// happened) leaves the mark.
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if dirty, _ := IsDirty(path); !dirty {
+		t.Fatal("dirty mark cleared although no record was appended")
+	}
+	// The next writer is told, and appending to a dirty log does not make
+	// it clean: it still misses an event.
 	l2, err := OpenLog(path)
 	if !errors.Is(err, ErrDirtyLog) || l2 == nil {
 		t.Fatalf("reopening an interrupted log: %v", err)
 	}
+	if err := l2.Append(Record{PCR: 15}); err != nil {
+		t.Fatal(err)
+	}
 	if err := l2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if dirty, _ := IsDirty(path); dirty {
-		t.Fatal("dirty mark not cleared")
+	if dirty, _ := IsDirty(path); !dirty {
+		t.Fatal("dirty mark cleared on a log that was dirty when opened")
+	}
+	// A clean log with a record appended is clean again.
+	clean := filepath.Join(t.TempDir(), "clean.log")
+	l3, err := OpenLog(clean)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l3.Append(Record{PCR: 15}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if dirty, _ := IsDirty(clean); dirty {
+		t.Fatal("dirty mark not cleared after a complete append")
 	}
 	// Symlinks are not followed.
 	link := filepath.Join(t.TempDir(), "link.log")
@@ -179,11 +205,11 @@ func (failingTPM) Close() error                { return nil }
 func TestPolicies(t *testing.T) {
 	o := MeasurerOptions{PCR: 15, Log: quietLog(t), LogPath: filepath.Join(t.TempDir(), "log")}
 	o.Policy = PolicyRequire
-	if _, err := newWithTPM(failingTPM{}, o, false); err == nil || !strings.Contains(err.Error(), "failure mode") {
+	if _, err := newWithTPM(failingTPM{}, o); err == nil || !strings.Contains(err.Error(), "failure mode") {
 		t.Errorf("require with a failing TPM: %v", err)
 	}
 	o.Policy = PolicyAuto
-	m, err := newWithTPM(failingTPM{}, o, false)
+	m, err := newWithTPM(failingTPM{}, o)
 	if err != nil || m.t != nil {
 		t.Fatalf("auto with a failing TPM must continue unmeasured: %v", err)
 	}
@@ -234,5 +260,125 @@ func TestPredictions(t *testing.T) {
 	}
 	if preds[4].Bank != "sha1" || len(preds[4].Value) != sha1.Size {
 		t.Errorf("sha1 bank: %+v", preds[4])
+	}
+}
+
+// fakeEFIVars is a directory laid out like efivarfs with the given
+// variables (attributes, then value).
+func fakeEFIVars(t *testing.T, names ...string) efivar.Vars {
+	t.Helper()
+	dir := t.TempDir()
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte{6, 0, 0, 0, '1', 0}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return efivar.Vars{Dir: dir}
+}
+
+// TestStubDetection: the boot phases go to PCR 11 exactly when systemd-stub
+// says it measured the UKI; a UEFI variable store that cannot be read fails
+// under require and measures the phases under auto.
+func TestStubDetection(t *testing.T) {
+	stub := "StubPcrKernelImage-" + efivar.LoaderGUID
+	unreadable := fakeEFIVars(t)
+	os.Mkdir(filepath.Join(unreadable.Dir, stub), 0o755) // read fails with EISDIR
+	for name, c := range map[string]struct {
+		vars       efivar.Vars
+		policy     string
+		wantPhases bool
+		wantErr    string
+	}{
+		"stub measured":      {fakeEFIVars(t, stub), PolicyRequire, true, ""},
+		"no stub":            {fakeEFIVars(t), PolicyRequire, false, ""},
+		"not UEFI":           {efivar.Vars{}, PolicyRequire, false, ""},
+		"unreadable require": {unreadable, PolicyRequire, false, "cannot tell whether systemd-stub measured the UKI"},
+		"unreadable auto":    {unreadable, PolicyAuto, true, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sim := openSim(t)
+			logPath := filepath.Join(t.TempDir(), "log")
+			m, err := newWithTPM(sim, MeasurerOptions{Policy: c.policy, PCR: 15, LogPath: logPath, Log: quietLog(t), StubMeasured: c.vars.StubMeasuredKernel})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = m.EnterInitrd()
+			if (err == nil) != (c.wantErr == "") || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
+				t.Fatalf("EnterInitrd: %v, want %q", err, c.wantErr)
+			}
+			if m.phases != c.wantPhases {
+				t.Fatalf("phases measured: %v, want %v", m.phases, c.wantPhases)
+			}
+			raw, _ := os.ReadFile(logPath)
+			if strings.Contains(string(raw), `"enter-initrd"`) != c.wantPhases {
+				t.Fatalf("log %q", raw)
+			}
+		})
+	}
+}
+
+// TestDebugShellMeasured: the debug-shell event lands in PCR 11 and the
+// composefs PCR and in the log, and a TPM that fails it is an error under
+// every policy (the shell must then not start).
+func TestDebugShellMeasured(t *testing.T) {
+	sim := openSim(t)
+	logPath := filepath.Join(t.TempDir(), "log")
+	m, err := newWithTPM(sim, MeasurerOptions{Policy: PolicyAuto, PCR: 14, LogPath: logPath, Log: quietLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := mustBank("sha256")
+	before11, _ := Read(sim, 11, []Bank{b})
+	before14, _ := Read(sim, 14, []Bank{b})
+	if err := m.DebugShell(); err != nil {
+		t.Fatal(err)
+	}
+	ev := sha256.Sum256([]byte("debug-shell"))
+	for pcr, before := range map[int][]byte{11: before11[0].Value, 14: before14[0].Value} {
+		now, _ := Read(sim, pcr, []Bank{b})
+		if want := ExtendValue(b, before, ev[:]); !bytes.Equal(now[0].Value, want) {
+			t.Errorf("PCR %d: %x, want %x", pcr, now[0].Value, want)
+		}
+	}
+	raw, _ := os.ReadFile(logPath)
+	if strings.Count(string(raw), `"string":"debug-shell"`) != 2 {
+		t.Errorf("log %q", raw)
+	}
+	for _, policy := range []string{PolicyAuto, PolicyRequire} {
+		m := &BootMeasurer{opts: MeasurerOptions{Policy: policy, PCR: 15, LogPath: logPath, Log: quietLog(t)}, t: failingTPM{}, banks: []Bank{b}}
+		if err := m.DebugShell(); err == nil || !strings.Contains(err.Error(), "failure mode") {
+			t.Errorf("%s: debug shell measured on a failing TPM: %v", policy, err)
+		}
+	}
+}
+
+// TestTPMFailsAfterOpen: a TPM that worked when opened and fails later
+// fails the boot under require, and under auto the boot goes on unmeasured.
+func TestTPMFailsAfterOpen(t *testing.T) {
+	for _, policy := range []string{PolicyRequire, PolicyAuto} {
+		t.Run(policy, func(t *testing.T) { tpmFailsAfterOpen(t, policy) })
+	}
+}
+
+func tpmFailsAfterOpen(t *testing.T, policy string) {
+	sim := openSim(t)
+	logPath := filepath.Join(t.TempDir(), "log")
+	m, err := newWithTPM(sim, MeasurerOptions{Policy: policy, PCR: 15, ForcePhases: true, LogPath: logPath, Log: quietLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.EnterInitrd(); err != nil {
+		t.Fatal(err)
+	}
+	m.t = failingTPM{}
+	err = m.MeasureComposefs(verity.ComputeBytes([]byte("x")))
+	switch {
+	case policy == PolicyRequire && (err == nil || !strings.Contains(err.Error(), "extending PCR 15") || !strings.Contains(err.Error(), "failure mode")):
+		t.Errorf("require: %v", err)
+	case policy == PolicyAuto && (err != nil || m.t != nil):
+		t.Errorf("auto: %v, still measuring: %v", err, m.t != nil)
+	}
+	if dirty, _ := IsDirty(logPath); !dirty {
+		t.Errorf("%s: log not left dirty after a failed extend", policy)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cfsboot/initramfs"
+	"cfsboot/internal/efivar"
 	"cfsboot/tpm"
 )
 
@@ -22,11 +23,12 @@ func main() {
 		NewMeasurer: func(c initramfs.Config) (initramfs.Measurer, error) {
 			return tpm.NewBootMeasurer(tpm.MeasurerOptions{
 				Policy: c.TPM, PCR: c.PCR, ForcePhases: c.MeasurePhases,
-				Log: sys.Log, DeviceWait: 2 * time.Second,
+				StubMeasured: func() (bool, error) { return efivar.Open().StubMeasuredKernel() },
+				Log:          sys.Log, DeviceWait: 2 * time.Second,
 			})
 		},
 	}
 	boot.Run()
 	// Run returns only if powering off failed; PID 1 must never exit.
-	select {}
+	initramfs.Halt()
 }

@@ -44,6 +44,7 @@ JSON schema (--json): {"output", "bytes", "uncompressed", "compression", "module
 	initPath := f.String("init", "", "the init binary (default: cfsboot-init next to this program)")
 	shell := f.Bool("shell", false, "include busybox-static as a debug shell (rd.shell, rd.break)")
 	busybox := f.String("busybox", "/bin/busybox", "the busybox-static binary for --shell")
+	allowSB := f.Bool("allow-shell-under-secure-boot", false, "let rd.shell and rd.break open the shell even when UEFI Secure Boot is on (it is measured as debug-shell either way)")
 	config := f.String("config", "", "a `FILE` of extra kernel command line words for the init")
 	compression := f.String("compress", "zstd", "zstd, gzip, xz or none")
 	out := f.StringP("output", "o", "", "the initrd `FILE` to write")
@@ -62,6 +63,7 @@ JSON schema (--json): {"output", "bytes", "uncompressed", "compression", "module
 		if *shell {
 			s.Busybox = *busybox
 		}
+		s.AllowShellUnderSecureBoot = *allowSB
 		if *config != "" {
 			data, err := os.ReadFile(*config)
 			if err != nil {

@@ -29,13 +29,17 @@ const busyboxPath = "bin/busybox"
 
 // Spec describes an initrd.
 type Spec struct {
-	Init        string   // the init binary (cfsboot-init)
-	ModulesDir  string   // a /lib/modules/<version> tree; "" for no modules
-	Modules     []string // module names; their dependencies are added
-	Busybox     string   // busybox-static binary for the debug shell; "" for none
-	Cmdline     string   // extra kernel command line words for the init; "" for none
-	Compression string   // zstd (default), gzip, xz or none
-	Epoch       uint64   // mtime of every entry (SOURCE_DATE_EPOCH)
+	Init       string   // the init binary (cfsboot-init)
+	ModulesDir string   // a /lib/modules/<version> tree; "" for no modules
+	Modules    []string // module names; their dependencies are added
+	Busybox    string   // busybox-static binary for the debug shell; "" for none
+	// AllowShellUnderSecureBoot lets the debug shell start when UEFI
+	// Secure Boot is enabled (without it, rd.shell and rd.break are refused
+	// there); needs Busybox.
+	AllowShellUnderSecureBoot bool
+	Cmdline                   string // extra kernel command line words for the init; "" for none
+	Compression               string // zstd (default), gzip, xz or none
+	Epoch                     uint64 // mtime of every entry (SOURCE_DATE_EPOCH)
 }
 
 // Result says what went into the archive.
@@ -88,6 +92,12 @@ func Build(w io.Writer, s Spec) (Result, error) {
 		}
 		add(busyboxPath, bb, cpio.S_IFREG|0o755)
 		files[layout.ShellPath] = cpio.Symlink(layout.ShellPath, "busybox")
+	}
+	if s.AllowShellUnderSecureBoot {
+		if s.Busybox == "" {
+			return res, fmt.Errorf("initrd: allowing the debug shell under Secure Boot needs a shell (busybox)")
+		}
+		add(layout.ShellUnderSecureBoot, []byte("the debug shell may start under UEFI Secure Boot\n"), cpio.S_IFREG|0o644)
 	}
 	if s.Cmdline != "" {
 		add(layout.CmdlineFile, []byte(strings.TrimSpace(s.Cmdline)+"\n"), cpio.S_IFREG|0o644)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"cfsboot/initramfs/layout"
 )
 
 func modulesDir(t *testing.T) string {
@@ -119,5 +121,35 @@ func TestBuildErrors(t *testing.T) {
 		if _, err := Build(&buf, s); err == nil || !strings.Contains(err.Error(), "not_a_module not found") {
 			t.Errorf("missing module: %v", err)
 		}
+	}
+}
+
+// TestShellUnderSecureBootOptIn: the opt-in is a file the init looks for,
+// present only when asked for, and only with a shell.
+func TestShellUnderSecureBootOptIn(t *testing.T) {
+	if _, err := exec.LookPath("cpio"); err != nil {
+		t.Skip("cpio not installed")
+	}
+	s := spec(t, "none")
+	s.ModulesDir, s.Modules = "", nil
+	s.Busybox = filepath.Join(t.TempDir(), "busybox")
+	os.WriteFile(s.Busybox, []byte("#!fake busybox\n"), 0o755)
+	var plain, optIn bytes.Buffer
+	if _, err := Build(&plain, s); err != nil {
+		t.Fatal(err)
+	}
+	s.AllowShellUnderSecureBoot = true
+	if _, err := Build(&optIn, s); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(listing(t, plain.Bytes()), layout.ShellUnderSecureBoot) {
+		t.Error("opt-in file present without the option")
+	}
+	if !strings.Contains(listing(t, optIn.Bytes()), layout.ShellUnderSecureBoot) {
+		t.Error("opt-in file missing")
+	}
+	s.Busybox = ""
+	if _, err := Build(&optIn, s); err == nil || !strings.Contains(err.Error(), "needs a shell") {
+		t.Errorf("opt-in without a shell: %v", err)
 	}
 }

@@ -9,4 +9,8 @@ const (
 	LoadOrder   = "load.order"          // in ModulesDir: module paths, dependencies first
 	CmdlineFile = "etc/cfsboot/cmdline" // extra command line words built into the initrd
 	ShellPath   = "bin/sh"              // the debug shell, when the initrd has one
+	// ShellUnderSecureBoot, when present, allows the debug shell under UEFI
+	// Secure Boot (the initrd is signed inside the UKI, so its presence is
+	// the signer's decision).
+	ShellUnderSecureBoot = "etc/cfsboot/allow-shell-under-secure-boot"
 )

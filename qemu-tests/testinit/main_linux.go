@@ -32,6 +32,14 @@ func main() {
 		report("root fstype", "%s", map[int64]string{unix.OVERLAYFS_SUPER_MAGIC: "overlay"}[int64(st.Type)])
 	}
 	report("root mountinfo", "%s", rootMountinfo())
+	for _, m := range []string{"/etc", "/var", "/sysroot"} {
+		report("mount "+m, "%s", mountOptions(m))
+	}
+	if _, err := os.Stat("/etc/testinit-written"); err == nil {
+		report("etc kept", "yes")
+	} else {
+		report("etc kept", "no")
+	}
 	if err := os.WriteFile("/etc/testinit-written", []byte("ok\n"), 0o644); err != nil {
 		report("etc writable", "no: %v", err)
 	} else {
@@ -119,6 +127,22 @@ func fsckStore(dir string) {
 		return
 	}
 	report("store fsck", "%d problems, fs-verity protected: %v", len(problems), st.Protected())
+}
+
+// mountOptions returns the per-mount options (nosuid, nodev, ...) of the
+// mount at dir from mountinfo.
+func mountOptions(dir string) string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err.Error()
+	}
+	opts := "not a mount point"
+	for _, line := range strings.Split(string(data), "\n") {
+		if fields := strings.Fields(line); len(fields) > 5 && fields[4] == dir {
+			opts = fields[5]
+		}
+	}
+	return opts
 }
 
 func bumpCounter(path string) int {
