@@ -35,24 +35,53 @@ type Options struct {
 // inode has link count 1: hard links in the source become separate files.
 // Symlinks are never followed.
 func Dir(path string, opts Options) (*tree.Node, error) {
+	root, files, err := walk(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := parallel.Each(files, runtime.GOMAXPROCS(0), digestFile); err != nil {
+		return nil, err
+	}
+	return root, nil
+}
+
+// Walk reads the tree at path like Dir, but leaves the files larger than
+// InlineMax unread (no Digest, no Payload): an object store reads each of
+// them once, hashing while it copies (see CopyContent).
+func Walk(path string, opts Options) (*tree.Node, error) {
+	root, files, err := walk(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	small := files[:0]
+	for _, n := range files {
+		if n.Size <= InlineMax {
+			small = append(small, n)
+		}
+	}
+	if err := parallel.Each(small, runtime.GOMAXPROCS(0), digestFile); err != nil {
+		return nil, err
+	}
+	return root, nil
+}
+
+// walk lists the tree and returns the regular files with content.
+func walk(path string, opts Options) (*tree.Node, []*tree.Node, error) {
 	if opts.SkipXattrs && opts.UserXattrs {
-		return nil, errors.New("source: SkipXattrs and UserXattrs conflict")
+		return nil, nil, errors.New("source: SkipXattrs and UserXattrs conflict")
 	}
 	b := builder{opts: opts}
 	root, err := b.node(path, "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !root.IsDir() {
-		return nil, fmt.Errorf("source %s: not a directory", path)
+		return nil, nil, fmt.Errorf("source %s: not a directory", path)
 	}
 	if err := b.walk(root, path); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := b.digestAll(); err != nil {
-		return nil, err
-	}
-	return root, nil
+	return root, b.files, nil
 }
 
 type builder struct {
@@ -151,12 +180,8 @@ func (b *builder) readXattrs(n *tree.Node, path string) error {
 	return nil
 }
 
-// digestAll computes every regular file's fs-verity digest on all cores,
-// sets its object path and inlines the small ones.
-func (b *builder) digestAll() error {
-	return parallel.Each(b.files, runtime.GOMAXPROCS(0), digestFile)
-}
-
+// digestFile computes a regular file's fs-verity digest, sets its object
+// path and inlines it when it is small.
 func digestFile(n *tree.Node) error {
 	if n.Size <= InlineMax {
 		data, err := os.ReadFile(n.Source)
@@ -164,7 +189,7 @@ func digestFile(n *tree.Node) error {
 			return fmt.Errorf("source: %w", err)
 		}
 		if uint64(len(data)) != n.Size {
-			return fmt.Errorf("source %s: changed while reading (%d bytes, stat said %d)", n.Source, len(data), n.Size)
+			return changed(n.Source, fmt.Sprintf("%d bytes read, %d when listed", len(data), n.Size))
 		}
 		n.Content = data
 		d := verity.ComputeBytes(data)
