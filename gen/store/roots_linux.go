@@ -6,7 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-		"strings"
+	"strings"
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/tree"
