@@ -55,6 +55,10 @@ func CopyContent(n *tree.Node, w io.Writer) error {
 	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
 		return fmt.Errorf("source %s: %w", n.Source, err)
 	}
+	var now unix.Stat_t
+	if err := unix.Lstat(n.Source, &now); err != nil || now.Dev != after.Dev || now.Ino != after.Ino {
+		return changed(n.Source, "replaced by another file")
+	}
 	switch {
 	case copied != before.Size || after.Size < before.Size:
 		return changed(n.Source, fmt.Sprintf("truncated from %d to %d bytes", before.Size, min(copied, after.Size)))
@@ -62,10 +66,6 @@ func CopyContent(n *tree.Node, w io.Writer) error {
 		return changed(n.Source, fmt.Sprintf("grew from %d to %d bytes", before.Size, after.Size))
 	case after.Ctim != before.Ctim:
 		return changed(n.Source, "modified (its change time moved)")
-	}
-	var now unix.Stat_t
-	if err := unix.Lstat(n.Source, &now); err != nil || now.Dev != after.Dev || now.Ino != after.Ino {
-		return changed(n.Source, "replaced by another file")
 	}
 	return nil
 }
