@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"cfsboot/gen/erofs"
@@ -105,6 +106,13 @@ func TestGCKeepsWhatComposefsRsReferences(t *testing.T) {
 	if problems, err := ex.Fsck(); err != nil || len(problems) != 0 {
 		t.Fatalf("fsck: %v %v", problems, err)
 	}
+	// A symlinked image must point to the object its name gives.
+	wrong := filepath.Join(dir, "images", strings.Repeat("ab", 32))
+	symlink(t, "../objects/"+tree.ObjectPath(imgObj), wrong)
+	if problems, _ := ex.Fsck(); len(problems) != 1 || problems[0].Path != wrong || !strings.Contains(problems[0].Reason, "not the one its name gives") {
+		t.Errorf("fsck of a misdirected image: %v", problems)
+	}
+	os.Remove(wrong)
 	// A stream gc cannot read stops it: what it keeps alive is unknown.
 	bad := put(t, ex, []byte("not a splitstream"))
 	symlink(t, "../objects/"+tree.ObjectPath(bad), filepath.Join(dir, "streams", "broken"))

@@ -80,6 +80,9 @@ func (s *Store) imageRoots(r *roots) error {
 				continue
 			}
 			r.use(obj, path)
+			if named && obj != e.Name()[:2]+"/"+e.Name()[2:] {
+				r.broken = append(r.broken, Problem{Path: path, Reason: "points to object " + obj + ", not the one its name gives"})
+			}
 		}
 		refs, err := imageReferences(path)
 		if err != nil {
