@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -19,9 +20,10 @@ func changed(path, detail string) error {
 	return fmt.Errorf("source %s: %w (%s)", path, ErrChanged, detail)
 }
 
-// copyBuffer is the unit of one read: large enough for few syscalls,
-// small enough for many parallel copies.
-const copyBuffer = 256 << 10
+// copyBuffers hold the unit of one read: large enough for few syscalls,
+// small enough for many parallel copies; reused, since a tree has many
+// files and allocating per file costs more than the copy.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // CopyContent writes the content of the regular file n (read from
 // n.Source) to w in a single read of the file. It fails with ErrChanged when
@@ -47,8 +49,9 @@ func CopyContent(n *tree.Node, w io.Writer) error {
 	if (n.MtimeSec != 0 || n.MtimeNsec != 0) && (before.Mtim.Sec != n.MtimeSec || uint32(before.Mtim.Nsec) != n.MtimeNsec) {
 		return changed(n.Source, "modified after it was listed")
 	}
-	buf := make([]byte, copyBuffer)
-	copied, err := io.CopyBuffer(w, io.LimitReader(onlyReader{f}, before.Size), buf)
+	buf := copyBuffers.Get().(*[]byte)
+	copied, err := io.CopyBuffer(w, io.LimitReader(onlyReader{f}, before.Size), *buf)
+	copyBuffers.Put(buf)
 	if err != nil {
 		return fmt.Errorf("source %s: %w", n.Source, err)
 	}

@@ -64,8 +64,9 @@ func (s *Store) CommitTree(root *tree.Node, opts CommitOptions) (verity.Digest, 
 	})
 	b := s.NewBatch()
 	defer b.Abort()
-	// Several copies at once: the disk serves them better in parallel.
-	err := parallel.Each(files, 4*runtime.GOMAXPROCS(0), func(n *tree.Node) error { return b.addFile(n, opts.Retry) })
+	// Copying and hashing is CPU work (no fsync per file to wait for):
+	// one worker per core.
+	err := parallel.Each(files, runtime.GOMAXPROCS(0), func(n *tree.Node) error { return b.addFile(n, opts.Retry) })
 	if err == nil {
 		err = b.Flush()
 	}
