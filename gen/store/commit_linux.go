@@ -255,10 +255,6 @@ func (s *Store) AddImage(image []byte) (verity.Digest, error) {
 	} else if s.probeErr != nil {
 		return d, s.probeErr
 	}
-	// composefs-rs makes images/ on first use.
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return d, fmt.Errorf("store: add image: %w", err)
-	}
 	if err := renameNoReplace(tmp.Name(), dst); err != nil {
 		return d, err
 	}

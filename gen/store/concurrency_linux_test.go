@@ -233,6 +233,15 @@ func TestNotAStore(t *testing.T) {
 		}
 		st.Close()
 	}
+	// Writing into it makes what composefs-rs makes on first use.
+	st, err = store.Open(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.AddImage([]byte("an image")); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestChangedFileIsNeverCommitted(t *testing.T) {

@@ -56,10 +56,14 @@ func Open(dir string) (*Store, error) {
 		return nil, err
 	}
 	if !isStore(s.fd) {
-		if err := s.initialize(); err != nil {
+		if err := s.checkEmpty(); err != nil {
 			s.Close()
 			return nil, err
 		}
+	}
+	if err := s.makeLayout(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -106,10 +110,9 @@ func isStore(dir *os.File) bool {
 	return unix.Fstatat(int(dir.Fd()), "meta.json", &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG
 }
 
-// initialize makes objects/ and images/ in an empty directory. Another
-// process may be initializing it at the same time, so the two directories
-// are the only entries tolerated.
-func (s *Store) initialize() error {
+// checkEmpty accepts a directory to make a store in: an empty one, or one
+// another process is making a store in (objects/ or images/ only).
+func (s *Store) checkEmpty() error {
 	names, err := s.fd.Readdirnames(-1)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", s.dir, err)
@@ -119,13 +122,24 @@ func (s *Store) initialize() error {
 			return fmt.Errorf("store %s: %w, and not empty (it holds %q): refusing to make it one", s.dir, ErrNotStore, n)
 		}
 	}
+	return nil
+}
+
+// makeLayout makes objects/ and images/ where they are missing (a new
+// store; composefs-rs makes them on first use).
+func (s *Store) makeLayout() error {
+	made := false
 	for _, d := range []string{"objects", "images"} {
-		if err := unix.Mkdirat(int(s.fd.Fd()), d, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+		err := unix.Mkdirat(int(s.fd.Fd()), d, 0o755)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("store %s: %w", filepath.Join(s.dir, d), err)
 		}
+		made = made || err == nil
 	}
-	if err := s.fd.Sync(); err != nil {
-		return fmt.Errorf("store %s: %w", s.dir, err)
+	if made {
+		if err := s.fd.Sync(); err != nil {
+			return fmt.Errorf("store %s: %w", s.dir, err)
+		}
 	}
 	return nil
 }
