@@ -114,7 +114,13 @@ func (s *Store) Holders() ([]Holder, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return parseLocks(bufio.NewScanner(f), unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	holders, err := parseLocks(bufio.NewScanner(f), unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	for i, h := range holders {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", h.PID)); err == nil {
+			holders[i].Command = strings.TrimSpace(string(comm))
+		}
+	}
+	return holders, err
 }
 
 // parseLocks reads /proc/locks lines such as
@@ -138,9 +144,6 @@ func parseLocks(sc *bufio.Scanner, major, minor uint32, ino uint64) ([]Holder, e
 		h := Holder{PID: pid, Lock: Shared}
 		if f[3] == "WRITE" {
 			h.Lock = Exclusive
-		}
-		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil {
-			h.Command = strings.TrimSpace(string(comm))
 		}
 		holders = append(holders, h)
 	}
