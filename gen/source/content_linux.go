@@ -49,11 +49,20 @@ func CopyContent(n *tree.Node, w io.Writer) error {
 	if (n.MtimeSec != 0 || n.MtimeNsec != 0) && (before.Mtim.Sec != n.MtimeSec || uint32(before.Mtim.Nsec) != n.MtimeNsec) {
 		return changed(n.Source, "modified after it was listed")
 	}
-	buf := copyBuffers.Get().(*[]byte)
-	copied, err := io.CopyBuffer(w, io.LimitReader(onlyReader{f}, before.Size), *buf)
-	copyBuffers.Put(buf)
-	if err != nil {
-		return fmt.Errorf("source %s: %w", n.Source, err)
+	copied := before.Size
+	cloned := false
+	if c, ok := w.(Cloner); ok {
+		if cloned, err = c.Clone(f); err != nil {
+			return fmt.Errorf("source %s: %w", n.Source, err)
+		}
+	}
+	if !cloned {
+		buf := copyBuffers.Get().(*[]byte)
+		copied, err = io.CopyBuffer(w, io.LimitReader(onlyReader{f}, before.Size), *buf)
+		copyBuffers.Put(buf)
+		if err != nil {
+			return fmt.Errorf("source %s: %w", n.Source, err)
+		}
 	}
 	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
 		return fmt.Errorf("source %s: %w", n.Source, err)
@@ -71,6 +80,15 @@ func CopyContent(n *tree.Node, w io.Writer) error {
 		return changed(n.Source, "modified (its change time moved)")
 	}
 	return nil
+}
+
+// A Cloner is a CopyContent destination that can share the source's
+// blocks (a reflink) instead of having them copied. Clone reports whether
+// it did; CopyContent then checks that the file did not change around it,
+// as around a copy, and the Cloner must take the content (and its size)
+// from the clone itself.
+type Cloner interface {
+	Clone(src *os.File) (bool, error)
 }
 
 // onlyReader hides *os.File's WriterTo so that the copy goes through the

@@ -92,8 +92,12 @@ func (b *Batch) addFile(n *tree.Node, retry bool) error {
 	}
 	for attempt := 0; ; attempt++ {
 		listed := n.Digest
-		d, err := b.AddObject(func(w io.Writer) error { return source.CopyContent(n, w) })
-		if err == nil && listed != nil && *listed != d {
+		d, size, err := b.addObject(func(w io.Writer) error { return source.CopyContent(n, w) })
+		switch {
+		case err != nil:
+		case size != n.Size:
+			err = fmt.Errorf("source %s: %w (%d bytes stored, %d listed)", n.Source, source.ErrChanged, size, n.Size)
+		case listed != nil && *listed != d:
 			err = fmt.Errorf("source %s: %w (content differs from when it was digested)", n.Source, source.ErrChanged)
 		}
 		if err == nil {
@@ -130,20 +134,25 @@ func (s *Store) NewBatch() *Batch {
 // AddObject writes what fill writes into a new object (hashing while
 // writing) and returns its digest. The object becomes visible at Flush.
 func (b *Batch) AddObject(fill func(io.Writer) error) (verity.Digest, error) {
+	d, _, err := b.addObject(fill)
+	return d, err
+}
+
+func (b *Batch) addObject(fill func(io.Writer) error) (verity.Digest, uint64, error) {
 	tmp, err := createTemp(filepath.Join(b.s.dir, "objects"), tempObject)
 	if err != nil {
-		return verity.Digest{}, fmt.Errorf("store: %w", err)
+		return verity.Digest{}, 0, fmt.Errorf("store: %w", err)
 	}
-	h := verity.NewHasher()
-	err = fill(io.MultiWriter(tmp, h))
+	w := &objectWriter{f: tmp, h: verity.NewHasher()}
+	err = fill(w)
 	if cerr := tmp.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store: %w", cerr)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return verity.Digest{}, err
+		return verity.Digest{}, 0, err
 	}
-	d := h.Digest()
+	d := w.h.Digest()
 	b.mu.Lock()
 	_, dup := b.pending[d]
 	if !dup {
@@ -156,7 +165,34 @@ func (b *Batch) AddObject(fill func(io.Writer) error) (verity.Digest, error) {
 	if dup {
 		os.Remove(tmp.Name())
 	}
-	return d, nil
+	return d, w.h.Size(), nil
+}
+
+// objectWriter fills a temporary object and hashes what goes in.
+type objectWriter struct {
+	f *os.File
+	h *verity.Hasher
+}
+
+func (w *objectWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	return n, err
+}
+
+// Clone shares src's blocks (a reflink, on filesystems that have them)
+// instead of copying them, then hashes the object's own bytes: the name
+// comes from what the object holds, whatever src does meanwhile.
+func (w *objectWriter) Clone(src *os.File) (bool, error) {
+	err := unix.IoctlFileClone(int(w.f.Fd()), int(src.Fd()))
+	switch {
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EXDEV), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOTTY), errors.Is(err, unix.ENOSYS):
+		return false, nil // no reflink here: copy
+	case err != nil:
+		return false, err
+	}
+	_, err = io.Copy(w.h, io.NewSectionReader(w.f, 0, 1<<62))
+	return true, err
 }
 
 // Flush makes the batch's objects durable and visible: seal each with
