@@ -202,3 +202,21 @@ func BenchmarkComputeFile(b *testing.B) {
 		}
 	}
 }
+
+func TestHasherMatchesComputeBytes(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for _, size := range []int{0, 1, BlockSize - 1, BlockSize, BlockSize + 1, 129 * BlockSize, 129*BlockSize + 17} {
+		data := make([]byte, size)
+		rng.Read(data)
+		h := NewHasher()
+		// Uneven writes cross block boundaries in every way.
+		for rest := data; len(rest) > 0; {
+			n := min(len(rest), 1+rng.Intn(3*BlockSize))
+			h.Write(rest[:n])
+			rest = rest[n:]
+		}
+		if got, want := h.Digest(), ComputeBytes(data); got != want || h.Size() != uint64(size) {
+			t.Errorf("size %d: Hasher %s (%d bytes), ComputeBytes %s", size, got, h.Size(), want)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"cfsboot/gen/source"
 	"cfsboot/gen/store"
 	"cfsboot/gen/tree"
+	"cfsboot/internal/progress"
 	"cfsboot/verity"
 )
 
@@ -69,20 +70,32 @@ JSON schema (--json): {"digest", "output", "store", "image"}.`,
 		}
 		return nil
 	}
+	retry := f.Bool("retry", false, "read a file again (up to 3 times) when it changes while being read, instead of failing")
+	ref := f.String("ref", "", "with --store, also name the image images/refs/`NAME`")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		opts := erofs.Options{MinVersion: *minV, MaxVersion: *maxV}
+		if cmd.Flags().Changed("format") {
+			opts = format.Options()
+		}
+		if *ref != "" && *storeDir == "" {
+			return usageErrorf("--ref needs --store")
+		}
 		var root *tree.Node
 		var err error
 		if *fromDump != "" {
 			if root, err = parseDumpFile(*fromDump, dump.Options{Strict: *strict}); err != nil {
 				return err
 			}
-		} else if root, err = source.Dir(args[0], source.Options{UseEpoch: *useEpoch}); err != nil {
+		} else if root, err = source.Walk(args[0], source.Options{UseEpoch: *useEpoch}); err != nil {
 			return err
 		}
-		opts := erofs.Options{MinVersion: *minV, MaxVersion: *maxV}
-		if cmd.Flags().Changed("format") {
-			opts = format.Options()
+		files, bytes := source.Unread(root)
+		what := "hashing"
+		if *storeDir != "" {
+			what = "storing"
 		}
+		bar := progress.New(cmd.ErrOrStderr(), quiet, what, len(files), bytes)
+		done := func(n int64) { bar.Add(1, n) }
 		res := imageCreated{Output: *out, Store: *storeDir}
 		var img []byte
 		var digest verity.Digest
@@ -91,14 +104,22 @@ JSON schema (--json): {"digest", "output", "store", "image"}.`,
 			if err != nil {
 				return err
 			}
+			defer st.Close()
 			if !st.Protected() {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %v\n", *storeDir, store.ErrUnprotected)
 			}
-			if digest, img, err = st.Commit(root, opts); err != nil {
+			digest, img, err = st.CommitTree(root, store.CommitOptions{Erofs: opts, Retry: *retry, Ref: *ref, Progress: done})
+			bar.Finish()
+			if err != nil {
 				return err
 			}
 			res.Image = st.ImagePath(digest)
 		} else {
+			err := source.Digest(root, done)
+			bar.Finish()
+			if err != nil {
+				return err
+			}
 			if img, err = erofs.Build(root, opts); err != nil {
 				return err
 			}

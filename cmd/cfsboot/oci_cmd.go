@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -13,25 +12,9 @@ import (
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/oci"
-	"cfsboot/gen/tree"
+	"cfsboot/gen/store"
 	"cfsboot/verity"
 )
-
-// ociStore is what `oci import --store` needs of an object store: a sink
-// for file contents, a commit of the finished tree under a ref, and an
-// abort that drops what a failed import left unflushed.
-type ociStore interface {
-	oci.ObjectSink
-	// Commit makes the sunk objects durable, writes the image of root and
-	// the ref images/refs/<ref> (when ref is not empty) and returns the
-	// image's digest.
-	Commit(root *tree.Node, opts erofs.Options, ref string) (verity.Digest, error)
-	Abort()
-}
-
-// openOCIStore opens the store at dir for an import; the store wiring sets
-// it. Without it, --store is refused.
-var openOCIStore func(dir string) (ociStore, error)
 
 // ociImported is the JSON schema of `oci import --json`.
 type ociImported struct {
@@ -94,50 +77,41 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 	bootable := f.Bool("bootable", false, "apply bootc's boot-image transformations")
 	platform := f.String("platform", "linux/amd64", "`OS/ARCH[/VARIANT]` to pick from multi-platform images")
 	insecure := f.Bool("insecure-registry", false, "allow plain HTTP and unverified TLS to the registry")
-	format := f.String("format", "v0", "composefs format: v0 (mkcomposefs default) or v1 (composefs-rs default)")
+	var format erofs.Format
+	f.Var(&format, "format", "composefs image format: v0 (mkcomposefs' default), v1 (composefs-rs' default) or v2")
 	limits := oci.DefaultLimits()
 	f.Int64Var(&limits.MaxLayerBytes, "max-layer-size", limits.MaxLayerBytes, "refuse layers expanding past this many `BYTES`")
 	f.Int64Var(&limits.MaxRatio, "max-ratio", limits.MaxRatio, "refuse layers expanding more than `N` times their compressed size")
-	asJSON := f.Bool("json", false, "print the result as JSON")
+	asJSON := jsonFlag(f)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *ref != "" && *storeDir == "" {
-			return fmt.Errorf("--ref needs --store")
+			return usageErrorf("--ref needs --store")
 		}
 		plat, err := v1.ParsePlatform(*platform)
 		if err != nil {
-			return fmt.Errorf("--platform %q: %w", *platform, err)
+			return usageErrorf("--platform %q: %w", *platform, err)
 		}
-		var erofsOpts erofs.Options
-		switch *format {
-		case "v0":
-			erofsOpts = erofs.DefaultOptions()
-		case "v1":
-			erofsOpts = erofs.Options{MinVersion: 1, MaxVersion: 1}
-		default:
-			return fmt.Errorf("--format %q: want v0 or v1", *format)
-		}
+		erofsOpts := format.Options()
 		if limits.MaxLayerBytes <= 0 || limits.MaxRatio <= 0 {
-			return fmt.Errorf("--max-layer-size and --max-ratio must be positive")
+			return usageErrorf("--max-layer-size and --max-ratio must be positive")
 		}
 		opts := oci.Options{Limits: limits, Progress: progressPrinter(cmd.ErrOrStderr())}
 		if *bootable {
 			opts.Transform = oci.TransformBoot
 		}
-		var st ociStore
+		var batch *store.Batch
 		if *storeDir != "" {
-			if openOCIStore == nil {
-				return fmt.Errorf("--store: this build has no object store import")
-			}
-			if st, err = openOCIStore(*storeDir); err != nil {
+			st, err := store.Open(*storeDir)
+			if err != nil {
 				return err
 			}
-			opts.Sink = st
+			defer st.Close()
+			batch = st.NewBatch()
+			defer batch.Abort() // what a failed import streamed in is not kept
+			opts.Sink = batch
 		}
-		digest, res, err := ociImport(args[0], oci.SourceOptions{Platform: *plat, InsecureRegistry: *insecure}, opts, st, erofsOpts, *ref)
+		digest, res, err := ociImport(args[0], oci.SourceOptions{Platform: *plat, InsecureRegistry: *insecure}, opts, batch, erofsOpts, *ref)
 		if err != nil {
-			if st != nil {
-				st.Abort()
-			}
 			return err
 		}
 		out := ociImported{
@@ -150,9 +124,7 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 		}
 		w := cmd.OutOrStdout()
 		if *asJSON {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(out)
+			return printJSON(cmd, out)
 		}
 		fmt.Fprintln(w, out.Digest)
 		for _, a := range out.Artefacts {
@@ -163,9 +135,9 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 	return cmd
 }
 
-// ociImport imports src and commits it into st, or only computes the
-// digest when st is nil.
-func ociImport(src string, srcOpts oci.SourceOptions, opts oci.Options, st ociStore, erofsOpts erofs.Options, ref string) (verity.Digest, *oci.Result, error) {
+// ociImport imports src and commits it through the store batch b, or only
+// computes the digest when b is nil.
+func ociImport(src string, srcOpts oci.SourceOptions, opts oci.Options, b *store.Batch, erofsOpts erofs.Options, ref string) (verity.Digest, *oci.Result, error) {
 	img, closeSource, err := oci.Open(src, srcOpts)
 	if err != nil {
 		return verity.Digest{}, nil, err
@@ -176,8 +148,8 @@ func ociImport(src string, srcOpts oci.SourceOptions, opts oci.Options, st ociSt
 		return verity.Digest{}, nil, err
 	}
 	var digest verity.Digest
-	if st != nil {
-		digest, err = st.Commit(res.Tree, erofsOpts, ref)
+	if b != nil {
+		digest, _, err = b.Commit(res.Tree, erofsOpts, ref)
 	} else {
 		digest, _, err = oci.ImageDigest(res.Tree, erofsOpts)
 	}

@@ -4,7 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
-	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,8 +17,6 @@ import (
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/oci"
-	"cfsboot/gen/tree"
-	"cfsboot/verity"
 )
 
 func TestOCIImportCmd(t *testing.T) {
@@ -75,25 +74,35 @@ func TestOCIImportCmd(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &got) != nil || got.Digest != want.String() || got.Layers != 1 || got.Files != 1 || len(got.Artefacts) != 1 {
 		t.Errorf("import --json: %v, %q", err, out)
 	}
-	// With --store the import goes through the store: committed on
-	// success, aborted (no image, no ref) on failure.
-	fake := &fakeOCIStore{}
-	openOCIStore = func(string) (ociStore, error) { return fake, nil }
-	defer func() { openOCIStore = nil }()
-	out, err = run("import", "--store", "S", "--ref", "r", "oci:"+dir)
-	if err != nil || !strings.HasPrefix(out, want.String()) || fake.committed != "r" || fake.objects != 1 || fake.aborted {
-		t.Errorf("--store: %v %q, store %+v", err, out, fake)
+	// With --store the import goes through the store: committed (image,
+	// ref, objects) on success; on failure no image and no ref.
+	storeDir := t.TempDir()
+	out, err = run("import", "--store", storeDir, "--ref", "r", "oci:"+dir)
+	if err != nil || !strings.HasPrefix(out, want.String()) {
+		t.Errorf("--store: %v %q", err, out)
 	}
-	*fake = fakeOCIStore{}
-	if _, err := run("import", "--store", "S", "--ref", "r", "--bootable", "oci:"+dir); err == nil || fake.committed != "" || !fake.aborted {
-		t.Errorf("failed --store import: %v, store %+v", err, fake)
+	if target, err := os.Readlink(filepath.Join(storeDir, "images", "refs", "r")); err != nil || !strings.HasSuffix(target, want.String()) {
+		t.Errorf("ref r: %q %v", target, err)
 	}
-	openOCIStore = nil
+	if code, out, _ := cli("store", "fsck", "--store", storeDir); code != 0 {
+		t.Errorf("fsck after import: %s", out)
+	}
+	failed := t.TempDir()
+	if _, err := run("import", "--store", failed, "--ref", "r", "--bootable", "oci:"+dir); err == nil {
+		t.Error("a failing --store import succeeded")
+	}
+	left, _ := filepath.Glob(filepath.Join(failed, "images", "*"))
+	refs, _ := filepath.Glob(filepath.Join(failed, "images", "refs", "*"))
+	if len(refs) != 0 || len(left) > 1 || len(left) == 1 && filepath.Base(left[0]) != "refs" {
+		t.Errorf("a failed import left images or refs: %v %v", left, refs)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(failed, "objects", ".tmp*")); len(tmp) != 0 {
+		t.Errorf("a failed import left temporary objects: %v", tmp)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"import", "--store", t.TempDir(), "oci:" + dir}, "no object store import"},
 		{[]string{"import", "--ref", "x", "oci:" + dir}, "--ref needs --store"},
 		{[]string{"import", "--format", "v9", "oci:" + dir}, "--format"},
 		{[]string{"import", "--bootable", "oci:" + dir}, "no /boot"},
@@ -106,22 +115,3 @@ func TestOCIImportCmd(t *testing.T) {
 		}
 	}
 }
-
-type fakeOCIStore struct {
-	objects   int
-	committed string
-	aborted   bool
-}
-
-func (f *fakeOCIStore) Put(r io.Reader) (verity.Digest, error) {
-	f.objects++
-	return verity.Compute(r)
-}
-
-func (f *fakeOCIStore) Commit(root *tree.Node, opts erofs.Options, ref string) (verity.Digest, error) {
-	f.committed = ref
-	d, _, err := oci.ImageDigest(root, opts)
-	return d, err
-}
-
-func (f *fakeOCIStore) Abort() { f.aborted = true }

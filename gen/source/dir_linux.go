@@ -35,24 +35,76 @@ type Options struct {
 // inode has link count 1: hard links in the source become separate files.
 // Symlinks are never followed.
 func Dir(path string, opts Options) (*tree.Node, error) {
+	root, err := Walk(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return root, Digest(root, nil)
+}
+
+// Unread lists the host files of a Walk tree that are still to be read
+// and digested, with their total size.
+func Unread(root *tree.Node) (files []*tree.Node, bytes int64) {
+	root.Walk(func(n *tree.Node) error {
+		if n.LinkTo == nil && n.Mode&tree.SIFMT == tree.SIFREG && n.Source != "" && n.Digest == nil {
+			files = append(files, n)
+			bytes += int64(n.Size)
+		}
+		return nil
+	})
+	return files, bytes
+}
+
+// Digest reads and digests, on all cores, the files Walk left unread,
+// calling progress (if not nil) with each one's size when it is done.
+func Digest(root *tree.Node, progress func(bytes int64)) error {
+	files, _ := Unread(root)
+	return parallel.Each(files, runtime.GOMAXPROCS(0), func(n *tree.Node) error {
+		err := digestFile(n)
+		if err == nil && progress != nil {
+			progress(int64(n.Size))
+		}
+		return err
+	})
+}
+
+// Walk reads the tree at path like Dir, but leaves the files larger than
+// InlineMax unread (no Digest, no Payload): an object store reads each of
+// them once, hashing while it copies (see CopyContent).
+func Walk(path string, opts Options) (*tree.Node, error) {
+	root, files, err := walk(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	small := files[:0]
+	for _, n := range files {
+		if n.Size <= InlineMax {
+			small = append(small, n)
+		}
+	}
+	if err := parallel.Each(small, runtime.GOMAXPROCS(0), digestFile); err != nil {
+		return nil, err
+	}
+	return root, nil
+}
+
+// walk lists the tree and returns the regular files with content.
+func walk(path string, opts Options) (*tree.Node, []*tree.Node, error) {
 	if opts.SkipXattrs && opts.UserXattrs {
-		return nil, errors.New("source: SkipXattrs and UserXattrs conflict")
+		return nil, nil, errors.New("source: SkipXattrs and UserXattrs conflict")
 	}
 	b := builder{opts: opts}
 	root, err := b.node(path, "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !root.IsDir() {
-		return nil, fmt.Errorf("source %s: not a directory", path)
+		return nil, nil, fmt.Errorf("source %s: not a directory", path)
 	}
 	if err := b.walk(root, path); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := b.digestAll(); err != nil {
-		return nil, err
-	}
-	return root, nil
+	return root, b.files, nil
 }
 
 type builder struct {
@@ -151,12 +203,8 @@ func (b *builder) readXattrs(n *tree.Node, path string) error {
 	return nil
 }
 
-// digestAll computes every regular file's fs-verity digest on all cores,
-// sets its object path and inlines the small ones.
-func (b *builder) digestAll() error {
-	return parallel.Each(b.files, runtime.GOMAXPROCS(0), digestFile)
-}
-
+// digestFile computes a regular file's fs-verity digest, sets its object
+// path and inlines it when it is small.
 func digestFile(n *tree.Node) error {
 	if n.Size <= InlineMax {
 		data, err := os.ReadFile(n.Source)
@@ -164,7 +212,7 @@ func digestFile(n *tree.Node) error {
 			return fmt.Errorf("source: %w", err)
 		}
 		if uint64(len(data)) != n.Size {
-			return fmt.Errorf("source %s: changed while reading (%d bytes, stat said %d)", n.Source, len(data), n.Size)
+			return changed(n.Source, fmt.Sprintf("%d bytes read, %d when listed", len(data), n.Size))
 		}
 		n.Content = data
 		d := verity.ComputeBytes(data)

@@ -1,181 +1,240 @@
 package store
 
 import (
+	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
-	"cfsboot/gen/erofs"
 	"cfsboot/gen/tree"
+	"cfsboot/internal/parallel"
 	"cfsboot/verity"
 )
 
 // Problem is one inconsistency Fsck found.
 type Problem struct {
-	Path   string
-	Reason string
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+	// Garbage: provably useless (a temporary file of an interrupted
+	// write, a file in objects/ whose name is not its digest); Repair
+	// removes it.
+	Garbage bool `json:"garbage,omitempty"`
 }
 
 func (p Problem) String() string { return p.Path + ": " + p.Reason }
 
-// Images lists the digests of the images in the store, and problems with
-// entries of images/ that are not named by a digest.
-func (s *Store) Images() ([]verity.Digest, []Problem, error) {
-	entries, err := os.ReadDir(filepath.Join(s.dir, "images"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("store: %w", err)
-	}
-	var ds []verity.Digest
-	var problems []Problem
-	for _, e := range entries {
-		d, err := verity.ParseDigest(e.Name())
-		if err != nil {
-			problems = append(problems, Problem{filepath.Join(s.dir, "images", e.Name()), "not named by an fs-verity digest"})
-			continue
-		}
-		ds = append(ds, d)
-	}
-	return ds, problems, nil
-}
-
-// references reads an image and returns the objects its files point to,
-// with the digest each file expects (nil when the image records none).
-func references(path string) (map[string]*verity.Digest, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	root, err := erofs.Read(f, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	refs := map[string]*verity.Digest{}
-	err = root.Walk(func(n *tree.Node) error {
-		if n.LinkTo == nil && n.Mode&tree.SIFMT == tree.SIFREG && n.Content == nil && n.Payload != "" {
-			refs[n.Payload] = n.Digest
-		}
-		return nil
-	})
-	return refs, err
-}
-
-// Fsck checks that every image is named by its digest and readable, that
-// every object an image references exists with the digest the image
-// expects, and that every object is named by its digest.
+// Fsck checks the store without writing to it: every image is named by
+// its digest and readable, every object an image or stream references
+// exists with the digest the image expects, every object is named by its
+// digest, every ref names an image, and either every file is sealed with
+// fs-verity or none is. Temporary files count as garbage only under the
+// exclusive lock; under a shared one they may be another writer's.
 func (s *Store) Fsck() ([]Problem, error) {
-	images, problems, err := s.Images()
-	if err != nil {
-		return nil, err
-	}
-	checked := map[string]bool{}
-	for _, d := range images {
-		path := s.ImagePath(d)
-		got, err := s.FileDigest(path)
-		if err != nil {
-			problems = append(problems, Problem{path, err.Error()})
-			continue
-		}
-		if got != d {
-			problems = append(problems, Problem{path, fmt.Sprintf("fs-verity digest is %s, not its name", got)})
-			continue
-		}
-		refs, err := references(path)
-		if err != nil {
-			problems = append(problems, Problem{path, err.Error()})
-			continue
-		}
-		for obj, want := range refs {
-			objPath := filepath.Join(s.dir, "objects", obj)
-			if want != nil && obj != tree.ObjectPath(*want) {
-				problems = append(problems, Problem{path, fmt.Sprintf("file redirects to %s but expects digest %s", obj, want)})
-			}
-			if _, err := os.Lstat(objPath); err != nil {
-				problems = append(problems, Problem{objPath, fmt.Sprintf("missing (referenced by image %s)", d)})
-				checked[obj] = true
-			}
-		}
-	}
-	err = s.walkObjects(func(rel, path string) {
-		if checked[rel] {
-			return
-		}
-		want, perr := verity.ParseDigest(strings.Replace(rel, "/", "", 1))
-		if perr != nil || tree.ObjectPath(want) != rel {
-			problems = append(problems, Problem{path, "not named by an fs-verity digest"})
-			return
-		}
-		got, err := s.FileDigest(path)
-		switch {
-		case err != nil:
-			problems = append(problems, Problem{path, err.Error()})
-		case got != want:
-			problems = append(problems, Problem{path, fmt.Sprintf("content has fs-verity digest %s, not its name", got)})
-		}
-	})
-	sort.Slice(problems, func(i, j int) bool { return problems[i].Path < problems[j].Path })
+	problems, _, err := s.fsck()
 	return problems, err
 }
 
-// walkObjects calls fn for every file below objects/ (rel is "xx/yyyy").
-func (s *Store) walkObjects(fn func(rel, path string)) error {
-	base := filepath.Join(s.dir, "objects")
-	return filepath.WalkDir(base, func(path string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+func (s *Store) fsck() ([]Problem, *roots, error) {
+	r, err := s.roots()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := checker{s: s}
+	c.problems = append(append(c.problems, r.unreadable...), r.broken...)
+	for obj, users := range r.users {
+		path := filepath.Join(s.dir, "objects", obj)
+		if want := r.expect[obj]; want != nil && obj != tree.ObjectPath(*want) {
+			c.add(Problem{Path: users[0], Reason: fmt.Sprintf("a file redirects to %s but expects digest %s", obj, want)})
 		}
-		if e.IsDir() {
-			return nil
+		if !exists(path) {
+			sort.Strings(users)
+			c.add(Problem{Path: path, Reason: "missing (referenced by " + strings.Join(users, ", ") + ")"})
 		}
-		rel, err := filepath.Rel(base, path)
-		if err != nil {
-			return err
+	}
+	var files []namedFile
+	for _, img := range r.images {
+		if !isSymlink(img) { // a symlinked image is checked as an object
+			files = append(files, namedFile{img, filepath.Base(img), false})
 		}
-		fn(rel, path)
-		return nil
-	})
+	}
+	objects, err := s.objectFiles(&c)
+	if err != nil {
+		return nil, nil, err
+	}
+	files = append(files, objects...)
+	parallel.Each(files, runtime.GOMAXPROCS(0), c.checkName)
+	c.sealingProblems()
+	sort.Slice(c.problems, func(i, j int) bool { return c.problems[i].Path < c.problems[j].Path })
+	return c.problems, r, nil
 }
 
-// GC removes objects that no image references, and leftover temporary
-// files. With dryRun it only reports them.
-func (s *Store) GC(dryRun bool) (removed []string, freed int64, err error) {
-	images, _, err := s.Images()
+type checker struct {
+	s        *Store
+	mu       sync.Mutex
+	problems []Problem
+	sealed   []string
+	unsealed []string
+}
+
+func (c *checker) add(p Problem) {
+	c.mu.Lock()
+	c.problems = append(c.problems, p)
+	c.mu.Unlock()
+}
+
+// objectFiles lists the files below objects/ named like objects and
+// records the others: temporary files (garbage only when nobody else can
+// be writing) and misnamed files.
+func (s *Store) objectFiles(c *checker) ([]namedFile, error) {
+	base := filepath.Join(s.dir, "objects")
+	top, err := os.ReadDir(base)
 	if err != nil {
-		return nil, 0, err
+		return nil, fmt.Errorf("store: %w", err)
 	}
-	live := map[string]bool{}
-	for _, d := range images {
-		refs, err := references(s.ImagePath(d))
+	var files []namedFile
+	for _, e := range top {
+		path := filepath.Join(base, e.Name())
+		if !e.IsDir() {
+			if strings.HasPrefix(e.Name(), tempPrefix) {
+				if s.lock == Exclusive {
+					c.add(Problem{Path: path, Reason: "temporary file of an interrupted write", Garbage: true})
+				}
+			} else {
+				c.add(Problem{Path: path, Reason: "not an object"})
+			}
+			continue
+		}
+		entries, err := os.ReadDir(path)
 		if err != nil {
-			return nil, 0, fmt.Errorf("store gc: refusing to collect with an unreadable image: %w", err)
+			return nil, fmt.Errorf("store: %w", err)
 		}
-		for obj := range refs {
-			live[obj] = true
-		}
-	}
-	err = s.walkObjects(func(rel, path string) {
-		if live[rel] {
-			return
-		}
-		if st, err := os.Lstat(path); err == nil {
-			freed += st.Size()
-		}
-		removed = append(removed, path)
-	})
-	if err != nil || dryRun {
-		return removed, freed, err
-	}
-	for _, p := range removed {
-		if err := os.Remove(p); err != nil {
-			return removed, freed, fmt.Errorf("store gc: %w", err)
+		for _, o := range entries {
+			p := filepath.Join(path, o.Name())
+			switch {
+			case o.IsDir():
+				c.add(Problem{Path: p, Reason: "directory among objects"})
+			case !validObjectPath(e.Name() + "/" + o.Name()):
+				c.add(Problem{Path: p, Reason: "not named by an fs-verity digest", Garbage: true})
+			default:
+				files = append(files, namedFile{p, e.Name() + o.Name(), true})
+			}
 		}
 	}
-	return removed, freed, nil
+	if s.lock == Exclusive {
+		refs := filepath.Join(s.dir, "images", "refs")
+		filepath.WalkDir(refs, func(path string, e os.DirEntry, err error) error {
+			if err == nil && !e.IsDir() && strings.HasPrefix(e.Name(), tempPrefix) {
+				c.add(Problem{Path: path, Reason: "temporary ref of an interrupted write", Garbage: true})
+			}
+			return nil
+		})
+	}
+	return files, nil
+}
+
+// namedFile is an object or image and the digest its name gives.
+type namedFile struct {
+	path, name string
+	object     bool // a misnamed object is garbage; a misnamed image is not
+}
+
+// checkName compares a file's fs-verity digest with its name. Only
+// SHA-256 names are checked here.
+func (c *checker) checkName(f namedFile) error {
+	path := f.path
+	want, err := verity.ParseDigest(f.name)
+	if err != nil {
+		return nil // a SHA-512 name
+	}
+	got, sealed, err := fileDigest(path)
+	garbage := f.object
+	switch {
+	case err != nil:
+		c.add(Problem{Path: path, Reason: err.Error()})
+		return nil
+	case got != want:
+		c.add(Problem{Path: path, Reason: fmt.Sprintf("content has fs-verity digest %s, not its name", got), Garbage: garbage})
+		return nil
+	}
+	c.mu.Lock()
+	if sealed {
+		c.sealed = append(c.sealed, path)
+	} else {
+		c.unsealed = append(c.unsealed, path)
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// sealingProblems: in a store where some files carry fs-verity, the
+// kernel will refuse (verity=require) the ones that do not.
+func (c *checker) sealingProblems() {
+	if len(c.sealed) == 0 {
+		return
+	}
+	for _, p := range c.unsealed {
+		c.problems = append(c.problems, Problem{Path: p, Reason: "not sealed with fs-verity, while other files in this store are"})
+	}
+}
+
+// fileDigest returns a file's fs-verity digest: the kernel's when the file
+// is sealed (sealed true), else computed from its content.
+func fileDigest(path string) (d verity.Digest, sealed bool, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return d, false, err
+	}
+	defer f.Close()
+	d, err = verity.Measure(int(f.Fd()))
+	if err == nil {
+		return d, true, nil
+	}
+	if !errors.Is(err, verity.ErrNotEnabled) && !errors.Is(err, verity.ErrNotSupported) {
+		return d, false, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return d, false, err
+	}
+	d, err = verity.ComputeReaderAt(f, st.Size())
+	return d, false, err
+}
+
+func isSymlink(path string) bool {
+	st, err := os.Lstat(path)
+	return err == nil && st.Mode()&os.ModeSymlink != 0
+}
+
+// Repair removes what Fsck proves to be garbage and returns what it
+// removed and the problems that remain, among them every image that
+// needed a removed object: such an image cannot be repaired, only made
+// again. It needs the exclusive lock.
+func (s *Store) Repair() (removed []string, remaining []Problem, err error) {
+	if s.lock != Exclusive {
+		return nil, nil, fmt.Errorf("store %s: repair needs the exclusive lock", s.dir)
+	}
+	problems, r, err := s.fsck()
+	if err != nil {
+		return nil, nil, err
+	}
+	base := filepath.Join(s.dir, "objects") + "/"
+	for _, p := range problems {
+		if !p.Garbage {
+			remaining = append(remaining, p)
+			continue
+		}
+		if err := os.Remove(p.Path); err != nil {
+			return removed, remaining, fmt.Errorf("store repair: %w", err)
+		}
+		removed = append(removed, p.Path)
+		for _, user := range r.users[strings.TrimPrefix(p.Path, base)] {
+			remaining = append(remaining, Problem{Path: user, Reason: fmt.Sprintf("needs %s, which was damaged and is removed: make this image again", p.Path)})
+		}
+	}
+	sort.Slice(remaining, func(i, j int) bool { return remaining[i].Path < remaining[j].Path })
+	return removed, remaining, nil
 }

@@ -1,67 +1,184 @@
-// Package store manages a composefs object store: file contents in
-// objects/XX/<62 hex> named by their fs-verity digest, images in
-// images/<digest>. Every write is atomic (temporary file, fsync, rename),
-// and on a filesystem with fs-verity every object and image is protected.
+// Package store manages a composefs object store (a composefs-rs
+// repository): file contents in objects/XX/<rest> named by their fs-verity
+// digest, images in images/<digest>, named images in images/refs/, and
+// composefs-rs's splitstreams in streams/.
+//
+// Processes share a store with composefs-rs's protocol: flock on the store
+// directory itself, shared while a store is open for reading or adding,
+// exclusive for anything that deletes (gc, repair). A deleter therefore
+// never runs beside a writer, and a writer's temporary files and its new,
+// not yet referenced objects are safe. Writes are ordered for crashes:
+// objects are durable before the image that names them, the image before
+// its ref.
 package store
 
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"runtime"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
-	"cfsboot/gen/erofs"
 	"cfsboot/gen/tree"
-	"cfsboot/internal/parallel"
 	"cfsboot/verity"
 )
 
-// Store is an object store rooted at a directory.
+// Store is an open object store, holding its lock until Close.
 type Store struct {
-	dir       string
+	dir  string
+	fd   *os.File // the store directory; the lock is on it
+	lock Lock
+
+	probe     sync.Once
 	protected bool
+	probeErr  error
 }
 
-// Open opens (creating if needed) the store at dir and finds out whether its
-// filesystem can protect files with fs-verity.
+// ErrNotStore: a directory is not an object store.
+var ErrNotStore = errors.New("not a composefs object store (no objects/ and images/ directories, no meta.json)")
+
+// Open opens the store at dir for adding to it, with a shared lock,
+// creating the store when dir does not exist or is empty. A directory that
+// holds anything else is refused. Commands that make or fill a store use
+// it; every other command uses OpenExisting.
 func Open(dir string) (*Store, error) {
-	for _, d := range []string{dir, filepath.Join(dir, "objects"), filepath.Join(dir, "images")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("store: %w", err)
-		}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{dir: dir}
-	protected, err := s.probeVerity()
+	s, err := openDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	s.protected = protected
+	if err := s.takeLock(OpenOptions{Lock: Shared}); err != nil {
+		s.fd.Close()
+		return nil, err
+	}
+	if !isStore(s.fd) {
+		if err := s.checkEmpty(); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if err := s.makeLayout(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// probeVerity enables fs-verity on a scratch file in the store.
+// OpenExisting opens the store at dir, which must already be one, and
+// takes the lock opts ask for.
+func OpenExisting(dir string, opts OpenOptions) (*Store, error) {
+	s, err := openDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !isStore(s.fd) {
+		s.fd.Close()
+		return nil, fmt.Errorf("store %s: %w", dir, ErrNotStore)
+	}
+	if err := s.takeLock(opts); err != nil {
+		s.fd.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openDir(dir string) (*Store, error) {
+	fd, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOTDIR) {
+			return nil, fmt.Errorf("store %s: not a directory", dir)
+		}
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return &Store{dir: dir, fd: fd}, nil
+}
+
+// isStore: objects/ and images/ are directories, or composefs-rs's
+// meta.json is present (its repositories make images/ on first use).
+func isStore(dir *os.File) bool {
+	var st unix.Stat_t
+	isDir := func(name string) bool {
+		return unix.Fstatat(int(dir.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR
+	}
+	if isDir("objects") && isDir("images") {
+		return true
+	}
+	return unix.Fstatat(int(dir.Fd()), "meta.json", &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG
+}
+
+// checkEmpty accepts a directory to make a store in: an empty one, or one
+// another process is making a store in (objects/ or images/ only).
+func (s *Store) checkEmpty() error {
+	names, err := s.fd.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	for _, n := range names {
+		if n != "objects" && n != "images" {
+			return fmt.Errorf("store %s: %w, and not empty (it holds %q): refusing to make it one", s.dir, ErrNotStore, n)
+		}
+	}
+	return nil
+}
+
+// makeLayout makes objects/ and images/ where they are missing (a new
+// store; composefs-rs makes them on first use).
+func (s *Store) makeLayout() error {
+	made := false
+	for _, d := range []string{"objects", "images"} {
+		err := unix.Mkdirat(int(s.fd.Fd()), d, 0o755)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("store %s: %w", filepath.Join(s.dir, d), err)
+		}
+		made = made || err == nil
+	}
+	if made {
+		if err := s.fd.Sync(); err != nil {
+			return fmt.Errorf("store %s: %w", s.dir, err)
+		}
+	}
+	return nil
+}
+
+// Close releases the lock.
+func (s *Store) Close() error { return s.fd.Close() }
+
+// Dir is the store's root directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Protected reports whether objects and images get fs-verity. The first
+// call finds out by sealing an anonymous temporary file in objects/.
+func (s *Store) Protected() bool {
+	s.probe.Do(func() { s.protected, s.probeErr = s.probeVerity() })
+	return s.protected
+}
+
+// probeVerity enables fs-verity on an O_TMPFILE (nothing left behind by a
+// crash); on a filesystem without O_TMPFILE, on a named temporary file.
 func (s *Store) probeVerity() (bool, error) {
-	f, err := os.CreateTemp(s.dir, ".probe-")
+	objects := filepath.Join(s.dir, "objects")
+	f, err := os.OpenFile(objects, os.O_RDWR|unix.O_TMPFILE, 0o600)
 	if err != nil {
-		return false, fmt.Errorf("store: %w", err)
+		if f, err = createTemp(objects, tempObject); err != nil {
+			return false, fmt.Errorf("store: probing fs-verity: %w", err)
+		}
+		defer os.Remove(f.Name())
 	}
-	defer os.Remove(f.Name())
-	_, err = f.Write([]byte{0})
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	defer f.Close()
+	if _, err := f.Write([]byte{0}); err != nil {
+		return false, fmt.Errorf("store: probing fs-verity: %w", err)
 	}
+	// fs-verity needs a read-only descriptor and no writers.
+	ro, err := os.Open(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
 	if err != nil {
-		return false, fmt.Errorf("store: %w", err)
-	}
-	ro, err := os.Open(f.Name())
-	if err != nil {
-		return false, fmt.Errorf("store: %w", err)
+		return false, fmt.Errorf("store: probing fs-verity: %w", err)
 	}
 	defer ro.Close()
+	f.Close()
 	err = verity.Enable(int(ro.Fd()))
 	switch {
 	case err == nil:
@@ -73,18 +190,15 @@ func (s *Store) probeVerity() (bool, error) {
 	}
 }
 
-// Dir is the store's root directory.
-func (s *Store) Dir() string { return s.dir }
-
-// Protected reports whether objects and images get fs-verity.
-func (s *Store) Protected() bool { return s.protected }
-
 // ErrUnprotected: the store's filesystem has no fs-verity.
 var ErrUnprotected = errors.New("object store is not protected: its filesystem has no fs-verity (use ext4 made with 'mkfs.ext4 -O verity', or enable it with 'tune2fs -O verity')")
 
 // RequireProtected fails for a store whose files the kernel cannot verify.
 func (s *Store) RequireProtected() error {
-	if !s.protected {
+	if !s.Protected() {
+		if s.probeErr != nil {
+			return s.probeErr
+		}
 		return fmt.Errorf("%s: %w", s.dir, ErrUnprotected)
 	}
 	return nil
@@ -98,170 +212,4 @@ func (s *Store) ObjectPath(d verity.Digest) string {
 // ImagePath is the path of the image named d.
 func (s *Store) ImagePath(d verity.Digest) string {
 	return filepath.Join(s.dir, "images", d.String())
-}
-
-// AddTree puts the content of every regular file of root that comes from
-// the host (Source set) and is not inlined into the store, computing digests
-// that are still missing and setting each file's payload to its object.
-// Files are copied by several workers at once: each copy ends in an fsync,
-// and the disk serves those better in parallel.
-func (s *Store) AddTree(root *tree.Node) error {
-	var files []*tree.Node
-	root.Walk(func(n *tree.Node) error {
-		if n.LinkTo == nil && n.Mode&tree.SIFMT == tree.SIFREG && n.Source != "" && n.Content == nil && n.Size > 0 {
-			files = append(files, n)
-		}
-		return nil
-	})
-	return parallel.Each(files, 4*runtime.GOMAXPROCS(0), func(n *tree.Node) error {
-		d, err := s.addFile(n.Source, n.Digest)
-		if err == nil {
-			n.Digest = &d
-			n.Payload = tree.ObjectPath(d)
-		}
-		return err
-	})
-}
-
-// AddObject copies the file at src into the store and returns its digest.
-func (s *Store) AddObject(src string) (verity.Digest, error) { return s.addFile(src, nil) }
-
-func (s *Store) addFile(src string, known *verity.Digest) (verity.Digest, error) {
-	var d verity.Digest
-	if known != nil {
-		d = *known
-	} else {
-		var err error
-		if d, err = verity.ComputeFile(src); err != nil {
-			return d, fmt.Errorf("store: %w", err)
-		}
-	}
-	dst := s.ObjectPath(d)
-	if _, err := os.Lstat(dst); err == nil {
-		return d, nil // deduplicated
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return d, fmt.Errorf("store: %w", err)
-	}
-	defer in.Close()
-	err = s.writeAtomic(dst, d, func(out *os.File) error {
-		// A reflink shares blocks; otherwise copy (copy_file_range).
-		if unix.IoctlFileClone(int(out.Fd()), int(in.Fd())) == nil {
-			return nil
-		}
-		_, err := io.Copy(out, in)
-		return err
-	})
-	if err != nil {
-		return d, fmt.Errorf("store: add %s: %w", src, err)
-	}
-	return d, nil
-}
-
-// AddImage stores an image under its fs-verity digest.
-func (s *Store) AddImage(image []byte) (verity.Digest, error) {
-	d := verity.ComputeBytes(image)
-	dst := s.ImagePath(d)
-	if _, err := os.Lstat(dst); err == nil {
-		return d, nil
-	}
-	err := s.writeAtomic(dst, d, func(out *os.File) error {
-		_, err := out.Write(image)
-		return err
-	})
-	if err != nil {
-		return d, fmt.Errorf("store: add image: %w", err)
-	}
-	return d, nil
-}
-
-// writeAtomic fills a temporary file in the store, makes it durable, seals
-// it with fs-verity when the store is protected (checking the kernel's
-// digest against want), and renames it to dst.
-func (s *Store) writeAtomic(dst string, want verity.Digest, fill func(*os.File) error) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	err = fill(tmp)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if s.protected {
-		if err := sealAndCheck(tmp.Name(), want); err != nil {
-			return err
-		}
-	}
-	return os.Rename(tmp.Name(), dst)
-}
-
-func sealAndCheck(path string, want verity.Digest) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := verity.Enable(int(f.Fd())); err != nil {
-		return err
-	}
-	got, err := verity.Measure(int(f.Fd()))
-	if err != nil {
-		return err
-	}
-	if got != want {
-		return fmt.Errorf("content changed while copying: fs-verity digest %s, expected %s", got, want)
-	}
-	return nil
-}
-
-// FileDigest returns the fs-verity digest of a file in the store: the
-// kernel's when the file is protected, else computed from its content.
-func (s *Store) FileDigest(path string) (verity.Digest, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return verity.Digest{}, err
-	}
-	defer f.Close()
-	if s.protected {
-		d, err := verity.Measure(int(f.Fd()))
-		if err == nil {
-			return d, nil
-		}
-		if errors.Is(err, verity.ErrNotEnabled) {
-			return d, fmt.Errorf("%s: %w", path, err)
-		}
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return verity.Digest{}, err
-	}
-	return verity.ComputeReaderAt(f, st.Size())
-}
-
-// Commit puts root's file contents into the store and then its image,
-// returning the image's digest and bytes.
-func (s *Store) Commit(root *tree.Node, opts erofs.Options) (verity.Digest, []byte, error) {
-	if err := s.AddTree(root); err != nil {
-		return verity.Digest{}, nil, err
-	}
-	img, err := erofs.Build(root, opts)
-	if err != nil {
-		return verity.Digest{}, nil, err
-	}
-	d, err := s.AddImage(img)
-	return d, img, err
 }

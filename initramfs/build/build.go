@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -22,6 +23,11 @@ import (
 	"cfsboot/initramfs/kmod"
 	"cfsboot/initramfs/layout"
 )
+
+// initNeeds are the modules cfsboot-init itself uses, added whenever the
+// kernel has them as modules: efivarfs, to read systemd-stub's
+// measurement marks and the Secure Boot state.
+var initNeeds = []string{"efivarfs"}
 
 // busyboxPath is where the debug shell's busybox lives; layout.ShellPath
 // links to it.
@@ -68,7 +74,13 @@ func Build(w io.Writer, s Spec) (Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("initrd: %w", err)
 		}
-		mods, err := ix.Resolve(s.Modules)
+		names := slices.Clone(s.Modules)
+		for _, m := range initNeeds {
+			if ix.Has(m) && !slices.Contains(names, m) {
+				names = append(names, m)
+			}
+		}
+		mods, err := ix.Resolve(names)
 		if err != nil {
 			return res, fmt.Errorf("initrd: %w", err)
 		}

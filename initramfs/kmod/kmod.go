@@ -74,6 +74,12 @@ func NewIndex(dir string) (*Index, error) {
 	return ix, nil
 }
 
+// Has reports whether name is a loadable module of this kernel (not built in).
+func (ix *Index) Has(name string) bool {
+	_, ok := ix.modules[CanonicalName(name)]
+	return ok
+}
+
 // Resolve returns the modules named and everything they depend on, each
 // after its dependencies, in a stable order. Built-in modules are skipped.
 func (ix *Index) Resolve(names []string) ([]Module, error) {

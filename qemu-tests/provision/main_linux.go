@@ -12,6 +12,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -100,15 +101,26 @@ func run() error {
 	return nil
 }
 
-// addObjects adds each staged object to the store, which seals it and
-// checks the kernel's fs-verity digest against the one it computed.
+// addObjects adds the staged objects to the store in one batch, which
+// seals each and checks the kernel's fs-verity digest against the one it
+// computed while copying.
 func addObjects(st *store.Store) (int, error) {
 	paths, err := filepath.Glob(filepath.Join(staging, "objects", "*", "*"))
 	if err != nil {
 		return 0, err
 	}
+	b := st.NewBatch()
+	defer b.Abort()
 	for _, p := range paths {
-		d, err := st.AddObject(p)
+		d, err := b.AddObject(func(w io.Writer) error {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(w, f)
+			return err
+		})
 		if err != nil {
 			return 0, err
 		}
@@ -116,7 +128,7 @@ func addObjects(st *store.Store) (int, error) {
 			return 0, fmt.Errorf("staged object %s was stored as %s", p, got)
 		}
 	}
-	return len(paths), nil
+	return len(paths), b.Flush()
 }
 
 // addImages adds each staged image through the store (sealed) or, when

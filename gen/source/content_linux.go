@@ -1,0 +1,121 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"cfsboot/gen/tree"
+)
+
+// ErrChanged: a source file changed while it was being read, so its bytes
+// are no snapshot of one state of the file.
+var ErrChanged = errors.New("changed while being read")
+
+func changed(path, detail string) error {
+	return fmt.Errorf("source %s: %w (%s)", path, ErrChanged, detail)
+}
+
+// copyBuffers hold the unit of one read: large enough for few syscalls,
+// small enough for many parallel copies; reused, since a tree has many
+// files and allocating per file costs more than the copy.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// CopyContent writes the content of the regular file n (read from
+// n.Source) to w in a single read of the file. It fails with ErrChanged when
+// the file no longer has the size it was listed with, or when its size,
+// change time or identity differ after the read from before it: the caller
+// then holds bytes that match no state of the file and must not commit them.
+func CopyContent(n *tree.Node, w io.Writer) error {
+	f, err := os.OpenFile(n.Source, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	defer f.Close()
+	var before, after unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
+		return fmt.Errorf("source %s: %w", n.Source, err)
+	}
+	if before.Mode&unix.S_IFMT != unix.S_IFREG {
+		return changed(n.Source, "no longer a regular file")
+	}
+	if uint64(before.Size) != n.Size {
+		return changed(n.Source, fmt.Sprintf("%d bytes when listed, %d when opened", n.Size, before.Size))
+	}
+	if (n.MtimeSec != 0 || n.MtimeNsec != 0) && (before.Mtim.Sec != n.MtimeSec || uint32(before.Mtim.Nsec) != n.MtimeNsec) {
+		return changed(n.Source, "modified after it was listed")
+	}
+	copied := before.Size
+	cloned := false
+	if c, ok := w.(Cloner); ok {
+		if cloned, err = c.Clone(f); err != nil {
+			return fmt.Errorf("source %s: %w", n.Source, err)
+		}
+	}
+	if !cloned {
+		buf := copyBuffers.Get().(*[]byte)
+		copied, err = io.CopyBuffer(w, io.LimitReader(onlyReader{f}, before.Size), *buf)
+		copyBuffers.Put(buf)
+		if err != nil {
+			return fmt.Errorf("source %s: %w", n.Source, err)
+		}
+	}
+	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+		return fmt.Errorf("source %s: %w", n.Source, err)
+	}
+	var now unix.Stat_t
+	if err := unix.Lstat(n.Source, &now); err != nil || now.Dev != after.Dev || now.Ino != after.Ino {
+		return changed(n.Source, "replaced by another file")
+	}
+	switch {
+	case copied != before.Size || after.Size < before.Size:
+		return changed(n.Source, fmt.Sprintf("truncated from %d to %d bytes", before.Size, min(copied, after.Size)))
+	case after.Size > before.Size:
+		return changed(n.Source, fmt.Sprintf("grew from %d to %d bytes", before.Size, after.Size))
+	case after.Ctim != before.Ctim:
+		return changed(n.Source, "modified (its change time moved)")
+	}
+	return nil
+}
+
+// A Cloner is a CopyContent destination that can share the source's
+// blocks (a reflink) instead of having them copied. Clone reports whether
+// it did; CopyContent then checks that the file did not change around it,
+// as around a copy, and the Cloner must take the content (and its size)
+// from the clone itself.
+type Cloner interface {
+	Clone(src *os.File) (bool, error)
+}
+
+// onlyReader hides *os.File's WriterTo so that the copy goes through the
+// caller's writer (which hashes) rather than a kernel-side splice.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// Refresh lists the regular file n again after CopyContent reported a
+// change: its size and (unless the tree uses epoch mtimes) its mtime are
+// read anew, its digest forgotten, and a file that shrank to InlineMax
+// bytes or fewer is inlined, so that a retry describes the file as it is.
+func Refresh(n *tree.Node) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(n.Source, &st); err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("source %s: no longer a regular file", n.Source)
+	}
+	n.Size = uint64(st.Size)
+	if n.MtimeSec != 0 || n.MtimeNsec != 0 {
+		n.MtimeSec, n.MtimeNsec = st.Mtim.Sec, uint32(st.Mtim.Nsec)
+	}
+	n.Digest, n.Payload, n.Content = nil, "", nil
+	if n.Size > 0 && n.Size <= InlineMax {
+		return digestFile(n)
+	}
+	return nil
+}

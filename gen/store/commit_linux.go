@@ -1,0 +1,439 @@
+package store
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"cfsboot/gen/erofs"
+	"cfsboot/gen/source"
+	"cfsboot/gen/tree"
+	"cfsboot/internal/parallel"
+	"cfsboot/verity"
+)
+
+// Temporary files live directly in objects/ (where composefs-rs puts its
+// own, and where its gc does not look), named with these prefixes. Only a
+// process holding the exclusive lock may prove them abandoned.
+const (
+	tempPrefix = ".tmp-"
+	tempObject = ".tmp-object-"
+	tempImage  = ".tmp-image-"
+	tempRef    = ".tmp-ref-"
+)
+
+// retries bounds how often CommitOptions.Retry re-reads a changing file.
+const retries = 3
+
+// CommitOptions control CommitTree.
+type CommitOptions struct {
+	Erofs erofs.Options
+	// Ref, if set, names the image as images/refs/<Ref>.
+	Ref string
+	// Retry re-reads (up to 3 times) a file that changed while being read,
+	// instead of failing.
+	Retry bool
+	// Progress, if set, is called (from several goroutines) with the size
+	// of each file once it is stored.
+	Progress func(bytes int64)
+}
+
+// Commit is CommitTree with only image options.
+func (s *Store) Commit(root *tree.Node, opts erofs.Options) (verity.Digest, []byte, error) {
+	return s.CommitTree(root, CommitOptions{Erofs: opts})
+}
+
+// CommitTree puts the content of root's host files (source.Walk or
+// source.Dir trees) into the store, reading each file once and hashing
+// while copying, then writes the image and, if asked, its ref. It returns
+// the image's digest and bytes. Objects are durable before the image, the
+// image before the ref. A file that changed while being read fails the
+// commit (source.ErrChanged) unless opts.Retry.
+func (s *Store) CommitTree(root *tree.Node, opts CommitOptions) (verity.Digest, []byte, error) {
+	var files []*tree.Node
+	root.Walk(func(n *tree.Node) error {
+		if n.LinkTo == nil && n.Mode&tree.SIFMT == tree.SIFREG && n.Source != "" && n.Content == nil && n.Size > 0 {
+			files = append(files, n)
+		}
+		return nil
+	})
+	b := s.NewBatch()
+	defer b.Abort()
+	// Copying and hashing is CPU work (no fsync per file to wait for):
+	// one worker per core.
+	err := parallel.Each(files, runtime.GOMAXPROCS(0), func(n *tree.Node) error {
+		err := b.addFile(n, opts.Retry)
+		if err == nil && opts.Progress != nil {
+			opts.Progress(int64(n.Size))
+		}
+		return err
+	})
+	if err != nil {
+		return verity.Digest{}, nil, err
+	}
+	return b.Commit(root, opts.Erofs, opts.Ref)
+}
+
+// Commit makes the batch's objects durable, then writes the image of root
+// (whose files point at them) and, if ref is not empty, its ref: objects
+// before the image, the image before the ref.
+func (b *Batch) Commit(root *tree.Node, opts erofs.Options, ref string) (verity.Digest, []byte, error) {
+	if err := b.Flush(); err != nil {
+		return verity.Digest{}, nil, err
+	}
+	img, err := erofs.Build(root, opts)
+	if err != nil {
+		return verity.Digest{}, nil, err
+	}
+	d, err := b.s.AddImage(img)
+	if err == nil && ref != "" {
+		err = b.s.SetRef(ref, d)
+	}
+	return d, img, err
+}
+
+// Put streams r into a new object: a Batch is where an import sinks file
+// contents (gen/oci's ObjectSink).
+func (b *Batch) Put(r io.Reader) (verity.Digest, error) {
+	return b.AddObject(func(w io.Writer) error {
+		_, err := io.Copy(w, r)
+		return err
+	})
+}
+
+// addFile copies one host file into a new object and points n at it.
+func (b *Batch) addFile(n *tree.Node, retry bool) error {
+	if n.Digest != nil && exists(b.s.ObjectPath(*n.Digest)) {
+		n.Payload = tree.ObjectPath(*n.Digest)
+		return nil // a known digest already stored: nothing to read
+	}
+	for attempt := 0; ; attempt++ {
+		listed := n.Digest
+		d, size, err := b.addObject(func(w io.Writer) error { return source.CopyContent(n, w) })
+		switch {
+		case err != nil:
+		case size != n.Size:
+			err = fmt.Errorf("source %s: %w (%d bytes stored, %d listed)", n.Source, source.ErrChanged, size, n.Size)
+		case listed != nil && *listed != d:
+			err = fmt.Errorf("source %s: %w (content differs from when it was digested)", n.Source, source.ErrChanged)
+		}
+		if err == nil {
+			n.Digest, n.Payload = &d, tree.ObjectPath(d)
+			return nil
+		}
+		if !retry || attempt == retries || !errors.Is(err, source.ErrChanged) {
+			return err
+		}
+		if err := source.Refresh(n); err != nil {
+			return err
+		}
+		if n.Content != nil || n.Size == 0 {
+			return nil // now inline or empty: no object
+		}
+	}
+}
+
+// Batch adds objects to the store with one durability point for all of
+// them, the way ostree does: every object is written to a temporary file,
+// then one syncfs makes them all durable, then they are renamed into place
+// and their directories synced. Until Flush, nothing is visible.
+type Batch struct {
+	s       *Store
+	mu      sync.Mutex
+	pending map[verity.Digest]string // object -> temporary file
+}
+
+// NewBatch starts a batch of new objects.
+func (s *Store) NewBatch() *Batch {
+	return &Batch{s: s, pending: map[verity.Digest]string{}}
+}
+
+// AddObject writes what fill writes into a new object (hashing while
+// writing) and returns its digest. The object becomes visible at Flush.
+func (b *Batch) AddObject(fill func(io.Writer) error) (verity.Digest, error) {
+	d, _, err := b.addObject(fill)
+	return d, err
+}
+
+func (b *Batch) addObject(fill func(io.Writer) error) (verity.Digest, uint64, error) {
+	tmp, err := createTemp(filepath.Join(b.s.dir, "objects"), tempObject)
+	if err != nil {
+		return verity.Digest{}, 0, fmt.Errorf("store: %w", err)
+	}
+	w := &objectWriter{f: tmp, h: verity.NewHasher()}
+	err = fill(w)
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("store: %w", cerr)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return verity.Digest{}, 0, err
+	}
+	d := w.h.Digest()
+	b.mu.Lock()
+	_, dup := b.pending[d]
+	if !dup {
+		dup = exists(b.s.ObjectPath(d))
+	}
+	if !dup {
+		b.pending[d] = tmp.Name()
+	}
+	b.mu.Unlock()
+	if dup {
+		os.Remove(tmp.Name())
+	}
+	return d, w.h.Size(), nil
+}
+
+// objectWriter fills a temporary object and hashes what goes in.
+type objectWriter struct {
+	f *os.File
+	h *verity.Hasher
+}
+
+func (w *objectWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	return n, err
+}
+
+// Clone shares src's blocks (a reflink, on filesystems that have them)
+// instead of copying them, then hashes the object's own bytes: the name
+// comes from what the object holds, whatever src does meanwhile.
+func (w *objectWriter) Clone(src *os.File) (bool, error) {
+	err := unix.IoctlFileClone(int(w.f.Fd()), int(src.Fd()))
+	switch {
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EXDEV), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOTTY), errors.Is(err, unix.ENOSYS):
+		return false, nil // no reflink here: copy
+	case err != nil:
+		return false, err
+	}
+	_, err = io.Copy(w.h, io.NewSectionReader(w.f, 0, 1<<62))
+	return true, err
+}
+
+// Flush makes the batch's objects durable and visible: seal each with
+// fs-verity when the store is protected, one syncfs, then rename into
+// place and sync the directories that changed.
+func (b *Batch) Flush() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.pending) == 0 {
+		return nil
+	}
+	type item struct {
+		d   verity.Digest
+		tmp string
+	}
+	items := make([]item, 0, len(b.pending))
+	for d, tmp := range b.pending {
+		items = append(items, item{d, tmp})
+	}
+	if b.s.Protected() {
+		if err := parallel.Each(items, runtime.GOMAXPROCS(0), func(it item) error { return seal(it.tmp, it.d) }); err != nil {
+			return err
+		}
+	} else if b.s.probeErr != nil {
+		return b.s.probeErr
+	}
+	if err := unix.Syncfs(int(b.s.fd.Fd())); err != nil {
+		return fmt.Errorf("store %s: syncfs: %w", b.s.dir, err)
+	}
+	dirs := map[string]bool{}
+	newDirs := false
+	for _, it := range items {
+		dst := b.s.ObjectPath(it.d)
+		dir := filepath.Dir(dst)
+		if !dirs[dir] {
+			if err := os.Mkdir(dir, 0o755); err == nil {
+				newDirs = true
+			} else if !errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("store: %w", err)
+			}
+			dirs[dir] = true
+		}
+		if err := renameNoReplace(it.tmp, dst); err != nil {
+			return err
+		}
+		delete(b.pending, it.d)
+	}
+	if newDirs {
+		dirs[filepath.Join(b.s.dir, "objects")] = true
+	}
+	for dir := range dirs {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Abort removes the temporary files of objects not yet flushed.
+func (b *Batch) Abort() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for d, tmp := range b.pending {
+		os.Remove(tmp)
+		delete(b.pending, d)
+	}
+}
+
+// AddImage stores an image under its fs-verity digest, durably, after
+// everything it references has been flushed.
+func (s *Store) AddImage(image []byte) (verity.Digest, error) {
+	d := verity.ComputeBytes(image)
+	dst := s.ImagePath(d)
+	if exists(dst) {
+		return d, nil
+	}
+	tmp, err := createTemp(filepath.Join(s.dir, "objects"), tempImage)
+	if err != nil {
+		return d, fmt.Errorf("store: add image: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	_, err = tmp.Write(image)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return d, fmt.Errorf("store: add image: %w", err)
+	}
+	if s.Protected() {
+		if err := seal(tmp.Name(), d); err != nil {
+			return d, err
+		}
+	} else if s.probeErr != nil {
+		return d, s.probeErr
+	}
+	if err := renameNoReplace(tmp.Name(), dst); err != nil {
+		return d, err
+	}
+	return d, syncDir(filepath.Dir(dst))
+}
+
+// SetRef points images/refs/<name> at the image d (a relative symlink, as
+// composefs-rs makes them), replacing an older target atomically. The
+// image must already be in the store.
+func (s *Store) SetRef(name string, d verity.Digest) error {
+	if err := checkRefName(name); err != nil {
+		return err
+	}
+	if !exists(s.ImagePath(d)) {
+		return fmt.Errorf("store: ref %s: image %s is not in the store", name, d)
+	}
+	path := filepath.Join(s.dir, "images", "refs", name)
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("store: ref %s: %w", name, err)
+	}
+	target := strings.Repeat("../", strings.Count(name, "/")+1) + d.String()
+	tmp := filepath.Join(dir, tempRef+randomName())
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("store: ref %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("store: ref %s: %w", name, err)
+	}
+	return syncDir(dir)
+}
+
+// checkRefName accepts relative slash-separated names that stay below
+// images/refs/ and cannot be mistaken for temporary files.
+func checkRefName(name string) error {
+	if name == "" || strings.HasPrefix(name, "/") {
+		return fmt.Errorf("store: ref name %q: must be a relative path", name)
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == "" || c == "." || c == ".." || strings.HasPrefix(c, tempPrefix) {
+			return fmt.Errorf("store: ref name %q: bad component %q", name, c)
+		}
+	}
+	return nil
+}
+
+// seal enables fs-verity on the file at path and checks the kernel's
+// digest against want.
+func seal(path string, want verity.Digest) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer f.Close()
+	if err := verity.Enable(int(f.Fd())); err != nil {
+		return fmt.Errorf("store %s: %w", path, err)
+	}
+	got, err := verity.Measure(int(f.Fd()))
+	if err != nil {
+		return fmt.Errorf("store %s: %w", path, err)
+	}
+	if got != want {
+		return fmt.Errorf("store %s: kernel fs-verity digest %s, expected %s", path, got, want)
+	}
+	return nil
+}
+
+func createTemp(dir, prefix string) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(filepath.Join(dir, prefix+randomName()), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, os.ErrExist) {
+			return f, err
+		}
+	}
+}
+
+func randomName() string {
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := make([]byte, 12)
+	rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return string(b)
+}
+
+// renameNoReplace moves tmp to dst unless dst exists (another writer put
+// the same object there first), in which case tmp is removed.
+func renameNoReplace(tmp, dst string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// No RENAME_NOREPLACE here: replacing an object by the same
+		// content is harmless.
+		err = unix.Rename(tmp, dst)
+	}
+	if errors.Is(err, unix.EEXIST) {
+		return os.Remove(tmp)
+	}
+	if err != nil {
+		return fmt.Errorf("store: rename %s to %s: %w", tmp, dst, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("store: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}

@@ -1,0 +1,68 @@
+package verity
+
+import "hash"
+
+// Hasher computes an fs-verity digest of the bytes written to it, for
+// callers that hash while copying (one read of the data).
+type Hasher struct {
+	b       *builder
+	h       hash.Hash
+	block   [BlockSize]byte
+	fill    int
+	size    uint64
+	alg     Algorithm
+	scratch [MaxSize]byte
+}
+
+// NewHasher returns an empty SHA-256 Hasher.
+func NewHasher() *Hasher { return SHA256.NewHasher() }
+
+// NewHasher returns an empty Hasher for a.
+func (a Algorithm) NewHasher() *Hasher { return &Hasher{b: newBuilder(a), h: a.newHash(), alg: a} }
+
+// Write adds p to the data; it never fails.
+func (h *Hasher) Write(p []byte) (int, error) {
+	n := len(p)
+	h.size += uint64(n)
+	if h.fill > 0 {
+		c := copy(h.block[h.fill:], p)
+		h.fill += c
+		p = p[c:]
+		if h.fill < BlockSize {
+			return n, nil
+		}
+		h.addBlock(h.block[:])
+		h.fill = 0
+	}
+	for len(p) >= BlockSize {
+		h.addBlock(p[:BlockSize])
+		p = p[BlockSize:]
+	}
+	h.fill = copy(h.block[:], p)
+	return n, nil
+}
+
+func (h *Hasher) addBlock(block []byte) {
+	d := h.scratch[:h.alg.Size()]
+	hashDataBlock(h.h, block, d)
+	h.b.addDataHash(d)
+}
+
+// Size is the number of bytes written so far.
+func (h *Hasher) Size() uint64 { return h.size }
+
+// Sum finishes the tree and returns the digest of everything written.
+// The Hasher must not be written to afterwards.
+func (h *Hasher) Sum() Sum {
+	if h.fill > 0 {
+		h.addBlock(h.block[:h.fill])
+		h.fill = 0
+	}
+	return descriptorDigest(h.alg, h.size, h.b.root())
+}
+
+// Digest is Sum for a SHA-256 Hasher.
+func (h *Hasher) Digest() Digest {
+	d, _ := h.Sum().Digest()
+	return d
+}
