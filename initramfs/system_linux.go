@@ -104,7 +104,11 @@ func (s *Linux) FindInit(candidates []string) (string, error) {
 
 func (s *Linux) SwitchRoot(init string) error {
 	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=linux", "HOME=/"}
-	return mount.SwitchRoot(NewRoot, init, []string{init}, env)
+	stubEnv, notes := handOffStub("/.extra", "/run")
+	for _, n := range notes {
+		s.Log("systemd-stub hand-off: " + n)
+	}
+	return mount.SwitchRoot(NewRoot, init, []string{init}, append(env, stubEnv...))
 }
 
 func (s *Linux) PowerOff() {
