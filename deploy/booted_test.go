@@ -1,0 +1,69 @@
+package deploy
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf16"
+)
+
+const digestA = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestRootDigest(t *testing.T) {
+	mi := `22 1 0:21 / / ro,relatime shared:1 - overlay composefs:` + digestA + ` ro,lowerdir+=/run/x,datadir+=/sysroot/composefs/objects,redirect_dir=on,metacopy=on,verity=require
+23 22 0:22 / /proc rw - proc proc rw
+24 22 8:2 / /sysroot rw - ext4 /dev/vda2 rw
+`
+	d, err := RootDigest(strings.NewReader(mi))
+	if err != nil || d == nil || d.String() != digestA {
+		t.Fatalf("RootDigest = %v, %v", d, err)
+	}
+	// A plain root, and a composefs root hidden by a later mount at /.
+	for _, s := range []string{
+		"1 0 8:1 / / rw - ext4 /dev/sda1 rw\n",
+		"22 1 0:21 / / ro - overlay composefs:" + digestA + " ro\n30 22 0:30 / / rw - tmpfs tmpfs rw\n",
+	} {
+		if d, err := RootDigest(strings.NewReader(s)); err != nil || d != nil {
+			t.Errorf("RootDigest(%q) = %v, %v; want none", s, d, err)
+		}
+	}
+	if _, err := RootDigest(strings.NewReader("22 1 0:21 / / ro - overlay composefs:zz ro\n")); err == nil {
+		t.Error("a malformed composefs: source was accepted")
+	}
+}
+
+func efiString(attrs uint32, s string, nul bool) []byte {
+	b := []byte{byte(attrs), byte(attrs >> 8), byte(attrs >> 16), byte(attrs >> 24)}
+	u := utf16.Encode([]rune(s))
+	if nul {
+		u = append(u, 0)
+	}
+	for _, c := range u {
+		b = append(b, byte(c), byte(c>>8))
+	}
+	return b
+}
+
+func TestParseEFIString(t *testing.T) {
+	for _, nul := range []bool{true, false} {
+		s, err := ParseEFIString(efiString(6, "debian-2-0123456789ab.efi", nul))
+		if err != nil || s != "debian-2-0123456789ab.efi" {
+			t.Errorf("nul=%v: %q, %v", nul, s, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, {6, 0, 0}, {6, 0, 0, 0, 'a'}} {
+		if _, err := ParseEFIString(bad); err == nil {
+			t.Errorf("ParseEFIString(%x) accepted", bad)
+		}
+	}
+}
+
+func FuzzRootDigest(f *testing.F) {
+	f.Add("22 1 0:21 / / ro - overlay composefs:" + digestA + " ro\n")
+	f.Add("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n")
+	f.Fuzz(func(t *testing.T, s string) { RootDigest(strings.NewReader(s)) })
+}
+
+func FuzzParseEFIString(f *testing.F) {
+	f.Add(efiString(6, "debian-2-0123456789ab.efi", true))
+	f.Fuzz(func(t *testing.T, b []byte) { ParseEFIString(b) })
+}
