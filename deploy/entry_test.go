@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -130,4 +131,20 @@ func FuzzParseEntry(f *testing.F) {
 func FuzzParseLoaderConf(f *testing.F) {
 	f.Add([]byte("default debian-*\ntimeout 3\n"))
 	f.Fuzz(func(t *testing.T, data []byte) { ParseLoaderConf(data) })
+}
+
+func TestOSFromESP(t *testing.T) {
+	esp := DirESP(t.TempDir())
+	if _, err := OSFromESP(esp); err == nil {
+		t.Error("an ESP without loader.conf was accepted")
+	}
+	esp.MkdirAll("loader")
+	esp.Put(LoaderConf, strings.NewReader(string(LoaderConfig("fedora-coreos", 0))))
+	if os, err := OSFromESP(esp); err != nil || os != "fedora-coreos" {
+		t.Errorf("OSFromESP = %q, %v", os, err)
+	}
+	esp.Put(LoaderConf, strings.NewReader("default debian-3-0123456789ab.efi\n"))
+	if _, err := OSFromESP(esp); err == nil {
+		t.Error("an exact default was accepted: it would pin a failing entry")
+	}
 }

@@ -40,3 +40,18 @@ func ParseLoaderConf(data []byte) (defaultPattern string, timeout int) {
 	}
 	return defaultPattern, timeout
 }
+
+// OSFromESP reads the OS ID that names the entries from loader.conf's
+// default glob, as install wrote it.
+func OSFromESP(esp ESP) (string, error) {
+	data, err := esp.ReadFile(LoaderConf)
+	if err != nil {
+		return "", fmt.Errorf("not a cfsboot ESP: %w", err)
+	}
+	def, _ := ParseLoaderConf(data)
+	os, ok := strings.CutSuffix(def, "-*")
+	if !ok || os == "" || strings.ContainsAny(os, "*?[") {
+		return "", fmt.Errorf("%s: default %q is not the <os>-* glob cfsboot install writes", LoaderConf, def)
+	}
+	return os, nil
+}

@@ -231,3 +231,36 @@ func extract(t *testing.T, f *os.File, p Partition, dst string) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestReadTableRoundTrip(t *testing.T) {
+	needTool(t, "sfdisk")
+	path := filepath.Join(t.TempDir(), "disk.img")
+	f, size, err := Open(path, 64<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tab, err := Layout(size, []Partition{{Type: TypeESP, Name: "ESP", Size: 10 << 20}, {Type: TypeRootX86_64, Name: "root"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab.Write(f)
+	got, err := ReadTable(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.DiskGUID != tab.DiskGUID || got.DiskSize != tab.DiskSize || len(got.Partitions) != 2 || got.Partitions[0] != tab.Partitions[0] || got.Partitions[1] != tab.Partitions[1] {
+		t.Errorf("ReadTable = %+v, wrote %+v", got, tab)
+	}
+	if p, err := got.Find(TypeRootX86_64); err != nil || p.Name != "root" {
+		t.Errorf("Find(root) = %+v, %v", p, err)
+	}
+	if _, err := ReadTable(filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("ReadTable of a missing file succeeded")
+	}
+}
+
+func FuzzParseSfdiskJSON(f *testing.F) {
+	f.Add([]byte(`{"partitiontable":{"label":"gpt","id":"C12A7328-F81F-11D2-BA4B-00A0C93EC93B","sectorsize":512,"partitions":[{"start":2048,"size":2048,"type":"C12A7328-F81F-11D2-BA4B-00A0C93EC93B","uuid":"C12A7328-F81F-11D2-BA4B-00A0C93EC93B","name":"ESP"}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) { parseSfdiskJSON("fuzz", data) })
+}

@@ -101,7 +101,7 @@ type Partition struct {
 	Type GUID
 	UUID GUID // zero: a random one is chosen
 	Name string
-	Size int64 // bytes, rounded up to Align
+	Size int64 // bytes; Layout rounds it up to Align
 
 	// Set by Layout.
 	FirstLBA, LastLBA uint64
@@ -174,6 +174,7 @@ func Layout(diskSize int64, parts []Partition) (*Table, error) {
 		if p.LastLBA > lastUsable {
 			return nil, fmt.Errorf("partition %d (%s) of %d bytes does not fit on a disk of %d bytes", i+1, p.Name, p.Size, diskSize)
 		}
+		p.Size = p.Bytes()
 		next = p.LastLBA + 1
 		t.Partitions = append(t.Partitions, p)
 	}
