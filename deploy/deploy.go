@@ -262,3 +262,19 @@ func (m *Manager) Prune(keep int) error {
 	}
 	return nil
 }
+
+// CarriedCmdline is the part of a running kernel's command line a new
+// deployment keeps: everything but the digest of the running image and
+// what the boot loader adds (BOOT_IMAGE=, initrd=).
+func CarriedCmdline(cmdline string) string {
+	var keep []string
+	for _, w := range strings.Fields(cmdline) {
+		key, _, _ := strings.Cut(w, "=")
+		switch key {
+		case "composefs", "composefs.digest", "BOOT_IMAGE", "initrd":
+			continue
+		}
+		keep = append(keep, w)
+	}
+	return strings.Join(keep, " ")
+}
