@@ -1,7 +1,7 @@
 // Package seal enables fs-verity on the store of an installed disk when the
-// host's kernel cannot: it boots a short VM (QEMU, TCG unless KVM is
-// there) with the image's own kernel and an initrd holding cfsboot-seal,
-// which seals the store in place, and follows its progress on the console.
+// host's kernel cannot: it boots a short VM (QEMU, TCG by default) with the
+// image's own kernel and an initrd holding cfsboot-seal, which seals the
+// store in place, and follows its progress on the console.
 package seal
 
 import (
@@ -33,6 +33,10 @@ type Options struct {
 	Console io.Writer
 	// QEMU is the emulator binary; "" for qemu-system-x86_64.
 	QEMU string
+	// Accel is QEMU's accelerator; "" for tcg, which works everywhere
+	// (a /dev/kvm that opens is no promise: nested KVM here aborts on
+	// -cpu max).
+	Accel string
 }
 
 // Seal boots the sealing VM and returns the number of files it sealed. The
@@ -72,13 +76,17 @@ func Seal(ctx context.Context, o Options) (int, error) {
 		qemu = "qemu-system-x86_64"
 	}
 	args := []string{
-		"-machine", "q35", "-accel", accel(), "-cpu", "max", "-m", "1024", "-smp", "1",
+		"-machine", "q35", "-cpu", "max", "-m", "1024", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-nic", "none", "-no-reboot",
 		"-kernel", o.Kernel, "-initrd", initrd,
 		"-append", "console=ttyS0 panic=-1 cfsboot.seal.root=" + o.Root + " cfsboot.seal.store=" + store,
 		"-drive", "file=" + o.Disk + ",if=virtio,format=raw,cache=writeback",
 	}
-	cmd := exec.CommandContext(ctx, qemu, args...)
+	accel := o.Accel
+	if accel == "" {
+		accel = "tcg"
+	}
+	cmd := exec.CommandContext(ctx, qemu, append([]string{"-accel", accel}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return 0, fmt.Errorf("seal: %w", err)
@@ -128,13 +136,4 @@ func follow(r io.Reader, o Options) (sealed int, failure string, tail []string) 
 		}
 	}
 	return sealed, failure, tail
-}
-
-// accel uses KVM when the host offers it, else TCG.
-func accel() string {
-	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-		f.Close()
-		return "kvm:tcg"
-	}
-	return "tcg"
 }
