@@ -18,7 +18,7 @@ GOBUILD := $(GO) build -buildvcs=auto
 # Debian 12 packages the tests and the demo use.
 APT_PACKAGES := qemu-system-x86 swtpm swtpm-tools ovmf erofs-utils fsverity \
 	e2fsprogs libssl-dev busybox-static mmdebstrap zstd xz-utils cpio openssl gcc \
-	dosfstools xfsprogs fdisk kmod bc binutils systemd man-db
+	dosfstools mtools xfsprogs fdisk kmod bc binutils systemd man-db python3-pefile
 
 .PHONY: all build deps test test-unit test-qemu bench demo clean man readme install
 

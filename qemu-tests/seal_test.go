@@ -87,7 +87,11 @@ func sealOptions(t *testing.T, k Kernel, path string, root disk.Partition) seal.
 	if err := BuildStatic("./cmd/cfsboot-seal", init); err != nil {
 		t.Fatal(err)
 	}
-	log, _ := os.Create(filepath.Join(repoRoot, ".cache", "qemu-logs", logName(t.Name())))
+	os.MkdirAll(filepath.Join(repoRoot, ".cache", "qemu-logs"), 0o755)
+	log, err := os.Create(filepath.Join(repoRoot, ".cache", "qemu-logs", logName(t.Name())))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { log.Close() })
 	return seal.Options{Kernel: k.Image, ModulesDir: k.Modules, Init: init, Disk: path, Root: "PARTUUID=" + root.UUID.String(), Console: log}
 }
