@@ -18,7 +18,7 @@ const crashChildEnv = "CFSBOOT_DEPLOY_CRASH_DIR"
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
-		mgr := newManager(DirESP(filepath.Join(dir, "esp")), filepath.Join(dir, "root"))
+		mgr := newManager(crashESP(dir), filepath.Join(dir, "root"))
 		if _, err := mgr.Deploy(context.Background(), "C", 2); err != nil {
 			os.Stderr.WriteString(err.Error() + "\n")
 			os.Exit(1)
@@ -28,10 +28,24 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// crashESP is the ESP of a crash test directory: a directory, or a FAT
+// image (esp.img) changed with mtools.
+func crashESP(dir string) ESP {
+	if _, err := os.Stat(filepath.Join(dir, "esp.img")); err == nil {
+		return ImageESP{Image: filepath.Join(dir, "esp.img")}
+	}
+	return DirESP(filepath.Join(dir, "esp"))
+}
+
 // setupAB makes an ESP with A (blessed) and B (just deployed, the default).
-func setupAB(t *testing.T, dir string) {
+func setupAB(t *testing.T, dir string, fat bool) {
 	t.Helper()
-	esp := DirESP(filepath.Join(dir, "esp"))
+	if fat {
+		if out, err := exec.Command("mkfs.vfat", "-F", "32", "-C", filepath.Join(dir, "esp.img"), "65536").CombinedOutput(); err != nil {
+			t.Fatalf("mkfs.vfat: %v\n%s", err, out)
+		}
+	}
+	esp := crashESP(dir)
 	m := newManager(esp, filepath.Join(dir, "root"))
 	esp.MkdirAll("loader")
 	if err := esp.Put(LoaderConf, bytes.NewReader(LoaderConfig("debian", 3))); err != nil {
@@ -47,21 +61,36 @@ func setupAB(t *testing.T, dir string) {
 	}
 }
 
-// TestDeployKilled kills a deploy (a child process, SIGKILL) at random
-// moments and checks that the ESP always has a complete default entry,
-// the old (B) or the new (C), and that a later deploy recovers.
+// TestDeployKilled kills a deploy (a child process and the mtools it
+// runs: SIGKILL to the process group) at random moments and checks that
+// the ESP always has a complete default entry, the old (B) or the new (C),
+// and that a later deploy recovers. The ESP is a directory, or a FAT image
+// changed with mtools (offline deploys to a disk file).
 func TestDeployKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the crash test runs many deploys")
 	}
+	t.Run("dir", func(t *testing.T) { killDeploys(t, false) })
+	t.Run("fat", func(t *testing.T) {
+		for _, tool := range []string{"mkfs.vfat", "mcopy", "mmove", "fsck.vfat"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				t.Skipf("%s not installed", tool)
+			}
+		}
+		killDeploys(t, true)
+	})
+}
+
+func killDeploys(t *testing.T, fat bool) {
 	run := func(dir string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		return cmd
 	}
 	// Time one undisturbed deploy to spread the kills over it.
 	dir := t.TempDir()
-	setupAB(t, dir)
+	setupAB(t, dir, fat)
 	start := time.Now()
 	if out, err := run(dir).CombinedOutput(); err != nil {
 		t.Fatalf("undisturbed deploy: %v\n%s", err, out)
@@ -71,16 +100,16 @@ func TestDeployKilled(t *testing.T) {
 	seen := map[string]int{}
 	for i := 0; i < 40 && time.Now().Before(deadline); i++ {
 		dir := t.TempDir()
-		setupAB(t, dir)
+		setupAB(t, dir, fat)
 		cmd := run(dir)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Duration(rand.Int64N(int64(full) + 1)))
-		cmd.Process.Signal(syscall.SIGKILL)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Wait()
 
-		esp := DirESP(filepath.Join(dir, "esp"))
+		esp := crashESP(dir)
 		m := newManager(esp, filepath.Join(dir, "root"))
 		deps, err := m.Entries()
 		if err != nil {
@@ -106,6 +135,13 @@ func TestDeployKilled(t *testing.T) {
 		}
 		if def, _ := ParseLoaderConf(mustRead(t, esp, LoaderConf)); def != "debian-*" {
 			t.Fatalf("run %d: loader.conf default %q", i, def)
+		}
+		if fat {
+			// mtools writes the FAT and the directory when it closes the
+			// drive: a killed one must leave a clean filesystem.
+			if out, err := exec.Command("fsck.vfat", "-n", filepath.Join(dir, "esp.img")).CombinedOutput(); err != nil {
+				t.Fatalf("run %d: fsck.vfat -n after the kill: %v\n%s", i, err, out)
+			}
 		}
 		// Whatever the kill left behind, deploying again works.
 		if out, err := run(dir).CombinedOutput(); err != nil {
