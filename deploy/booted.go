@@ -2,19 +2,13 @@ package deploy
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"unicode/utf16"
 
 	"cfsboot/verity"
 )
-
-// LoaderEntrySelectedVar is the efivarfs file systemd-boot leaves the
-// booted entry's id in (Boot Loader Interface, vendor GUID 4a67b082-...).
-const LoaderEntrySelectedVar = "LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 
 // RootDigest finds the composefs digest of the mount at / in a
 // /proc/self/mountinfo: its source is composefs:<hex> (as bootc reads it).
@@ -45,21 +39,4 @@ func RootDigest(mountinfo io.Reader) (*verity.Digest, error) {
 		return nil, fmt.Errorf("mountinfo: %w", err)
 	}
 	return found, nil
-}
-
-// ParseEFIString decodes an efivarfs file holding a string variable: four
-// bytes of attributes, then UTF-16LE text, usually NUL-terminated.
-func ParseEFIString(data []byte) (string, error) {
-	if len(data) < 4 || (len(data)-4)%2 != 0 {
-		return "", fmt.Errorf("efi variable of %d bytes: want 4 bytes of attributes and UTF-16LE text", len(data))
-	}
-	u := make([]uint16, 0, (len(data)-4)/2)
-	for i := 4; i+1 < len(data); i += 2 {
-		c := binary.LittleEndian.Uint16(data[i:])
-		if c == 0 {
-			break
-		}
-		u = append(u, c)
-	}
-	return string(utf16.Decode(u)), nil
 }

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"cfsboot/efivar"
 )
 
 // ReadBooted reads what the running system says about its boot: the root
@@ -21,15 +22,9 @@ func ReadBooted() (Booted, error) {
 	if b.Digest, err = RootDigest(f); err != nil {
 		return b, err
 	}
-	data, err := os.ReadFile(filepath.Join("/sys/firmware/efi/efivars", LoaderEntrySelectedVar))
+	b.Entry, err = efivar.ReadLoaderString(efivar.LoaderEntrySelected)
 	if errors.Is(err, fs.ErrNotExist) {
 		return b, nil
 	}
-	if err != nil {
-		return b, fmt.Errorf("booted entry: %w", err)
-	}
-	if b.Entry, err = ParseEFIString(data); err != nil {
-		return b, fmt.Errorf("booted entry: %s: %w", LoaderEntrySelectedVar, err)
-	}
-	return b, nil
+	return b, err
 }

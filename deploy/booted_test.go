@@ -3,7 +3,6 @@ package deploy
 import (
 	"strings"
 	"testing"
-	"unicode/utf16"
 )
 
 const digestA = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -31,39 +30,8 @@ func TestRootDigest(t *testing.T) {
 	}
 }
 
-func efiString(attrs uint32, s string, nul bool) []byte {
-	b := []byte{byte(attrs), byte(attrs >> 8), byte(attrs >> 16), byte(attrs >> 24)}
-	u := utf16.Encode([]rune(s))
-	if nul {
-		u = append(u, 0)
-	}
-	for _, c := range u {
-		b = append(b, byte(c), byte(c>>8))
-	}
-	return b
-}
-
-func TestParseEFIString(t *testing.T) {
-	for _, nul := range []bool{true, false} {
-		s, err := ParseEFIString(efiString(6, "debian-2-0123456789ab.efi", nul))
-		if err != nil || s != "debian-2-0123456789ab.efi" {
-			t.Errorf("nul=%v: %q, %v", nul, s, err)
-		}
-	}
-	for _, bad := range [][]byte{nil, {6, 0, 0}, {6, 0, 0, 0, 'a'}} {
-		if _, err := ParseEFIString(bad); err == nil {
-			t.Errorf("ParseEFIString(%x) accepted", bad)
-		}
-	}
-}
-
 func FuzzRootDigest(f *testing.F) {
 	f.Add("22 1 0:21 / / ro - overlay composefs:" + digestA + " ro\n")
 	f.Add("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n")
 	f.Fuzz(func(t *testing.T, s string) { RootDigest(strings.NewReader(s)) })
-}
-
-func FuzzParseEFIString(f *testing.F) {
-	f.Add(efiString(6, "debian-2-0123456789ab.efi", true))
-	f.Fuzz(func(t *testing.T, b []byte) { ParseEFIString(b) })
 }

@@ -14,12 +14,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"cfsboot/deploy"
+	"cfsboot/efivar"
 	"cfsboot/initramfs/layout"
 	"cfsboot/initramfs/modload"
 )
-
-const loaderGUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 
 func report(key, value string) { fmt.Printf("BOOTCOUNT %s: %s\n", key, value) }
 
@@ -37,19 +35,13 @@ func main() {
 	if _, err := modload.LoadAll("/" + layout.ModulesDir); err != nil {
 		report("error", err.Error())
 	}
-	const vars = "/sys/firmware/efi/efivars"
-	if err := unix.Mount("efivarfs", vars, "efivarfs", 0, ""); err != nil {
+	if err := unix.Mount("efivarfs", efivar.Dir, "efivarfs", 0, ""); err != nil {
 		report("error", "efivarfs: "+err.Error())
 	}
-	for _, name := range []string{"LoaderEntrySelected", "LoaderBootCountPath"} {
-		data, err := os.ReadFile(vars + "/" + name + "-" + loaderGUID)
+	for _, name := range []string{efivar.LoaderEntrySelected, efivar.LoaderBootCountPath} {
+		s, err := efivar.ReadLoaderString(name)
 		if err != nil {
-			report(name, "absent")
-			continue
-		}
-		s, err := deploy.ParseEFIString(data)
-		if err != nil {
-			report("error", name+": "+err.Error())
+			report(name, err.Error())
 			continue
 		}
 		report(name, s)
