@@ -1,12 +1,14 @@
 package deploy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"cfsboot/verity"
@@ -87,7 +89,6 @@ func (m *Manager) Entries() ([]Deployment, error) {
 		deps[i] = Deployment{Entry: e, File: files[e.ID()]}
 		for _, d := range digests {
 			if strings.HasPrefix(d.String(), e.Digest12) {
-				d := d
 				deps[i].Digest = &d
 				break
 			}
@@ -126,7 +127,7 @@ func (m *Manager) Deploy(ctx context.Context, ref string, keep int) (Deployment,
 		return Deployment{}, errors.New("deploy: the image store and the UKI builder are not wired")
 	}
 	if keep < 1 {
-		return Deployment{}, fmt.Errorf("deploy: --keep %d: at least 1 deployment must stay", keep)
+		return Deployment{}, fmt.Errorf("deploy: keep %d: at least 1 deployment must stay", keep)
 	}
 	m.logf("adding %s to the store", ref)
 	d, err := m.Images.Add(ctx, ref)
@@ -138,7 +139,6 @@ func (m *Manager) Deploy(ctx context.Context, ref string, keep int) (Deployment,
 		return Deployment{}, err
 	}
 	next := Entry{OS: m.OS, Serial: nextSerial(deps), Digest12: d.String()[:12], TriesLeft: m.tries()}
-	var made Deployment
 	if old := findDigest(deps, d); old != nil {
 		// Already deployed: the same UKI becomes the default again, counted afresh.
 		m.logf("%s is deployed as %s; making it the default", d, old.File)
@@ -150,7 +150,7 @@ func (m *Manager) Deploy(ctx context.Context, ref string, keep int) (Deployment,
 			return Deployment{}, err
 		}
 	}
-	made = Deployment{Entry: next, File: next.Name(), Digest: &d}
+	made := Deployment{Entry: next, File: next.Name(), Digest: &d}
 	m.logf("deployed %s as %s/%s (default, %d tries)", d, EntryDir, next.Name(), next.TriesLeft)
 	if err := m.Prune(keep); err != nil {
 		return made, err
@@ -230,11 +230,10 @@ func (m *Manager) Prune(keep int) error {
 	if err != nil {
 		return err
 	}
-	bySerial := make([]Deployment, len(deps))
-	copy(bySerial, deps)
-	slicesSortBySerial(bySerial)
+	// Newest first: the keep highest serials stay.
+	slices.SortStableFunc(deps, func(a, b Deployment) int { return cmp.Compare(b.Serial, a.Serial) })
 	removed := 0
-	for i, dep := range bySerial {
+	for i, dep := range deps {
 		if i < keep || (m.Booted != nil && dep.Digest != nil && *dep.Digest == *m.Booted) {
 			continue
 		}

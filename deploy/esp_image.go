@@ -29,7 +29,8 @@ func (e ImageESP) mtools(stdin io.Reader, tool string, args ...string) ([]byte, 
 	var out, errOut bytes.Buffer
 	cmd := exec.Command(tool, append([]string{"-i", e.drive()}, args...)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errOut
-	// mtools asks before overwriting unless told; never let it wait.
+	// The ESP sits at an offset in a disk image, whose size says nothing
+	// of a floppy geometry; without this mtools refuses some such images.
 	cmd.Env = append(cmd.Environ(), "MTOOLS_SKIP_CHECK=1")
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("esp %s: %s %s: %w: %s", e.Image, tool, strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))

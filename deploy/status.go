@@ -1,11 +1,6 @@
 package deploy
 
-import (
-	"cmp"
-	"slices"
-
-	"cfsboot/verity"
-)
+import "cfsboot/verity"
 
 // EntryStatus is one deployment as `cfsboot status` reports it.
 type EntryStatus struct {
@@ -102,9 +97,4 @@ func (m *Manager) Status(b Booted) (Status, error) {
 		st.Entries = append(st.Entries, es)
 	}
 	return st, nil
-}
-
-// slicesSortBySerial orders deployments newest (highest serial) first.
-func slicesSortBySerial(deps []Deployment) {
-	slices.SortStableFunc(deps, func(a, b Deployment) int { return cmp.Compare(b.Serial, a.Serial) })
 }
