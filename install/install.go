@@ -154,6 +154,10 @@ func Install(ctx context.Context, o Options, s Seams) (*Result, error) {
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("install on %s: %w", o.Disk, err)
 	}
+	// mkfs.ext4 opens a block device exclusively: let go of it first.
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("install on %s: %w", o.Disk, err)
+	}
 	if err := disk.MakeExt4(o.Disk, root.Offset(), root.Bytes(), root.UUID, "root", staging); err != nil {
 		return nil, err
 	}
