@@ -21,9 +21,12 @@ import (
 // filled where the commands are registered. A command whose seam is nil
 // fails with "not wired" and does nothing.
 type deploySeams struct {
-	Install install.Seams
-	// UKI builds and signs the UKI of a new deployment.
-	UKI deploy.BuildUKI
+	// Install returns the seams of one installation, signing the boot
+	// loader and the UKI with the Secure Boot keys in keysDir (--keys).
+	Install func(keysDir string) install.Seams
+	// UKI returns the builder of a new deployment's UKI, signing with the
+	// keys in keysDir (--keys).
+	UKI func(keysDir string) deploy.BuildUKI
 	// OpenImages opens the store under a physical root directory (its
 	// composefs/): "/sysroot" on a running system, or --root.
 	OpenImages func(ctx context.Context, root string) (deploy.Images, error)
@@ -148,7 +151,10 @@ rw and --cmdline-extra. A disk FILE is created (or truncated) with --size.`,
 		if !quiet {
 			o.Log = func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
 		}
-		res, err := install.Install(cmd.Context(), o, s.Install)
+		if s.Install == nil {
+			return errNotWired("installation (image import, UKI builder, boot loader, sealing)")
+		}
+		res, err := install.Install(cmd.Context(), o, s.Install(*keys))
 		if err != nil {
 			return err
 		}
@@ -179,6 +185,7 @@ On a running system the store is under /sysroot and the ESP is found in
 	root := cmd.Flags().String("root", "/sysroot", "the physical root `DIR` holding composefs/ and state/")
 	keep := cmd.Flags().Int("keep", 2, "deployments to keep (the booted one always stays)")
 	cmdline := cmd.Flags().String("cmdline", "", "kernel command line besides composefs= (default: the running kernel's, or root=PARTUUID=<root partition> rw with --disk)")
+	keys := cmd.Flags().String("keys", "", "the Secure Boot keys `DIR` signing the UKI")
 	cmd.MarkFlagsMutuallyExclusive("root", "disk")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *keep < 1 {
@@ -195,7 +202,7 @@ On a running system the store is under /sysroot and the ESP is found in
 		if err != nil {
 			return err
 		}
-		m.UKI = s.UKI
+		m.UKI = s.UKI(*keys)
 		m.Cmdline = *cmdline
 		ctx := cmd.Context()
 		if t.table != nil {
