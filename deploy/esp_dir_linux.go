@@ -50,11 +50,14 @@ func (d DirESP) Put(name string, src io.Reader) error {
 	if err == nil {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err == nil {
 		err = os.Rename(tmp, d.path(name))
+	}
+	if err == nil {
+		err = syncRenamed(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		os.Remove(tmp)
@@ -67,8 +70,23 @@ func (d DirESP) Rename(from, to string) error {
 	if err := os.Rename(d.path(from), d.path(to)); err != nil {
 		return fmt.Errorf("esp: %w", err)
 	}
+	f, err := os.Open(d.path(to))
+	if err != nil {
+		return fmt.Errorf("esp: %w", err)
+	}
+	err = syncRenamed(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("esp: rename %s: %w", to, err)
+	}
 	return syncDir(filepath.Dir(d.path(to)))
 }
+
+// syncRenamed flushes a file after a rename. On FAT (vfat_rename) the new
+// directory slot is first written with no clusters and size 0, and gets
+// them only when the inode itself is written back; a directory fsync does
+// not do that, so without this a power cut leaves an empty entry.
+func syncRenamed(f *os.File) error { return f.Sync() }
 
 func (d DirESP) Remove(name string) error {
 	if err := os.Remove(d.path(name)); err != nil {
