@@ -1,15 +1,19 @@
-// Package efivar reads the UEFI variables the init decides on: whether
-// Secure Boot is enabled and whether systemd-stub measured the UKI. It
-// mounts efivarfs (which may be a module, so only after modules load) and
-// tells "not a UEFI boot" and "absent" apart from "cannot read".
+// Package efivar reads the UEFI variables cfsboot decides on: whether
+// Secure Boot is enabled, whether systemd-stub measured the UKI, and the
+// Boot Loader Interface strings systemd-boot leaves (the booted entry, boot
+// counting). It mounts efivarfs (which may be a module, so in the init only
+// after modules load) and tells "not a UEFI boot" and "absent" apart from
+// "cannot read". Small on purpose: PID 1 uses it.
 package efivar
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"unicode/utf16"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +28,12 @@ const (
 const (
 	FirmwareDir = "/sys/firmware/efi"
 	VarsDir     = FirmwareDir + "/efivars"
+)
+
+// Boot Loader Interface string variables (vendor LoaderGUID).
+const (
+	LoaderEntrySelected = "LoaderEntrySelected" // id of the booted entry (no boot counter)
+	LoaderBootCountPath = "LoaderBootCountPath" // set when the booted entry's tries are counted
 )
 
 // ErrNotFound: the firmware has no such variable.
@@ -106,4 +116,33 @@ func (v Vars) StubMeasuredKernel() (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// LoaderString reads a Boot Loader Interface string variable.
+func (v Vars) LoaderString(name string) (string, error) {
+	data, err := v.Read(name, LoaderGUID)
+	if err != nil {
+		return "", err
+	}
+	s, err := decodeString(data)
+	if err != nil {
+		return "", fmt.Errorf("UEFI variable %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// decodeString decodes a UTF-16LE string value, usually NUL-terminated.
+func decodeString(data []byte) (string, error) {
+	if len(data)%2 != 0 {
+		return "", fmt.Errorf("%d bytes: not UTF-16LE text", len(data))
+	}
+	u := make([]uint16, 0, len(data)/2)
+	for i := 0; i+1 < len(data); i += 2 {
+		c := binary.LittleEndian.Uint16(data[i:])
+		if c == 0 {
+			break
+		}
+		u = append(u, c)
+	}
+	return string(utf16.Decode(u)), nil
 }

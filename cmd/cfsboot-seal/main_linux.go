@@ -1,0 +1,97 @@
+// Command cfsboot-seal is the init of the short sealing VM `cfsboot
+// install` boots when the host kernel cannot enable fs-verity: it mounts
+// the installed root partition (cfsboot.seal.root=, a root= value), enables
+// fs-verity on every object and image of the store there
+// (cfsboot.seal.store=, default composefs), checking each digest against
+// its name, reports progress on the console and powers off.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"cfsboot/initramfs/blockdev"
+	"cfsboot/initramfs/layout"
+	"cfsboot/initramfs/modload"
+	"cfsboot/seal/inplace"
+)
+
+const mnt = "/mnt"
+
+func main() {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Println(inplace.FailedLine(fmt.Errorf("panic: %v", r)))
+			powerOff()
+		}
+	}()
+	if err := run(); err != nil {
+		fmt.Println(inplace.FailedLine(err))
+	}
+	powerOff()
+}
+
+func powerOff() {
+	unix.Sync()
+	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	select {}
+}
+
+func run() error {
+	for _, m := range [][3]string{{"proc", "/proc", "proc"}, {"devtmpfs", "/dev", "devtmpfs"}, {"sysfs", "/sys", "sysfs"}} {
+		os.MkdirAll(m[1], 0o755)
+		if err := unix.Mount(m[0], m[1], m[2], 0, ""); err != nil {
+			return fmt.Errorf("mount %s: %w", m[1], err)
+		}
+	}
+	if _, err := modload.LoadAll("/" + layout.ModulesDir); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		return err
+	}
+	spec, store := "", "composefs"
+	for _, w := range strings.Fields(string(raw)) {
+		if v, ok := strings.CutPrefix(w, "cfsboot.seal.root="); ok {
+			spec = v
+		}
+		if v, ok := strings.CutPrefix(w, "cfsboot.seal.store="); ok {
+			store = v
+		}
+	}
+	if spec == "" {
+		return fmt.Errorf("no cfsboot.seal.root= on the kernel command line")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dev, err := blockdev.Wait(ctx, spec)
+	if err != nil {
+		return err
+	}
+	os.MkdirAll(mnt, 0o755)
+	if err := unix.Mount(dev.Path, mnt, "ext4", 0, ""); err != nil {
+		return fmt.Errorf("mount %s (%s): %w", dev.Path, spec, err)
+	}
+	last := time.Time{}
+	n, err := inplace.Seal(filepath.Join(mnt, store), func(done, total int) {
+		if done == total || time.Since(last) > time.Second {
+			fmt.Println(inplace.ProgressLine(done, total))
+			last = time.Now()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if err := unix.Unmount(mnt, 0); err != nil {
+		return fmt.Errorf("unmount %s: %w", dev.Path, err)
+	}
+	fmt.Println(inplace.SealedLine(n))
+	return nil
+}

@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"cfsboot/deploy"
+	"cfsboot/disk"
+	"cfsboot/install"
+)
+
+// deploySeams are what install, deploy, rollback and status need from the
+// OCI import, the store, the UKI builder and the sealing VM; they are
+// filled where the commands are registered. A command whose seam is nil
+// fails with "not wired" and does nothing.
+type deploySeams struct {
+	// Install returns the seams of one installation, signing the boot
+	// loader and the UKI with the Secure Boot keys in keysDir (--keys).
+	Install func(keysDir string) install.Seams
+	// UKI returns the builder of a new deployment's UKI, signing with the
+	// keys in keysDir (--keys).
+	UKI func(keysDir string) deploy.BuildUKI
+	// OpenImages opens the store under a physical root directory (its
+	// composefs/): "/sysroot" on a running system, or --root.
+	OpenImages func(ctx context.Context, root string) (deploy.Images, error)
+	// OpenDiskImages opens the store in the root partition of a disk file
+	// (--disk); close seals what was added and releases the partition.
+	OpenDiskImages func(ctx context.Context, diskPath string, root disk.Partition) (images deploy.Images, close func() error, err error)
+}
+
+// errNotWired is what a command says when its seam is missing.
+func errNotWired(what string) error {
+	return fmt.Errorf("%s is not wired into this build of cfsboot", what)
+}
+
+// espCandidates are where a running system mounts its ESP (systemd's
+// order: /efi, /boot/efi, /boot).
+var espCandidates = []string{"/efi", "/boot/efi", "/boot"}
+
+// target is the system the deployment commands act on.
+type target struct {
+	esp   deploy.ESP
+	table *disk.Table // --disk only
+	where string
+}
+
+// openTarget finds the ESP: the ESP partition of --disk, --esp, or the
+// first of espCandidates holding loader/loader.conf.
+func openTarget(espDir, diskPath string) (target, error) {
+	if diskPath != "" {
+		tab, err := disk.ReadTable(diskPath)
+		if err != nil {
+			return target{}, err
+		}
+		esp, err := tab.Find(disk.TypeESP)
+		if err != nil {
+			return target{}, fmt.Errorf("%s: %w", diskPath, err)
+		}
+		return target{esp: deploy.ImageESP{Image: diskPath, Offset: esp.Offset()}, table: tab, where: diskPath}, nil
+	}
+	if espDir != "" {
+		return target{esp: deploy.DirESP(espDir), where: espDir}, nil
+	}
+	for _, d := range espCandidates {
+		if _, err := os.Stat(filepath.Join(d, deploy.LoaderConf)); err == nil {
+			return target{esp: deploy.DirESP(d), where: d}, nil
+		}
+	}
+	return target{}, fmt.Errorf("no ESP with %s in %s; give --esp DIR or --disk FILE", deploy.LoaderConf, strings.Join(espCandidates, ", "))
+}
+
+func (t target) manager(cmd *cobra.Command) (*deploy.Manager, error) {
+	os, err := deploy.OSFromESP(t.esp)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", t.where, err)
+	}
+	m := &deploy.Manager{ESP: t.esp, OS: os}
+	if !quiet {
+		m.Log = func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
+	}
+	return m, nil
+}
+
+func espFlags(cmd *cobra.Command) (espDir, diskPath *string) {
+	espDir = cmd.Flags().String("esp", "", "the mounted ESP `DIR` (default: the first of /efi, /boot/efi, /boot with loader/loader.conf)")
+	diskPath = cmd.Flags().String("disk", "", "work offline on the installed disk `FILE` or device")
+	cmd.MarkFlagsMutuallyExclusive("esp", "disk")
+	return espDir, diskPath
+}
+
+// parseSize reads a size with an optional binary suffix: 8G, 512M, 1048576.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	num := strings.TrimSuffix(strings.ToUpper(s), "B")
+	if i := strings.IndexAny(num, "KMGT"); i >= 0 && i == len(num)-1 {
+		mult = 1 << (10 * (strings.IndexByte("KMGT", num[i]) + 1))
+		num = num[:i]
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, usageErrorf("size %q: want a positive number with an optional K, M, G or T suffix", s)
+	}
+	return n * mult, nil
+}
+
+func newInstallCmd(s *deploySeams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "install --image REF --disk FILE|/dev/X",
+		Short: "Write a bootable disk for an image: GPT, ESP with systemd-boot and the signed UKI, ext4 root with the sealed store",
+		Long: `Write a GPT disk: an EFI system partition (FAT32) with systemd-boot as the
+fallback loader (EFI/BOOT/BOOTX64.EFI), loader/loader.conf, and the image's
+signed UKI as a Boot Loader Specification Type #2 entry with a boot counter
+(EFI/Linux/<os>-1-<digest12>+3.efi), and a root partition (ext4 with
+fs-verity) holding the object store (composefs/) and the state directory
+(state/). The UKI's command line is composefs=<digest> root=PARTUUID=<root>
+rw and --cmdline-extra. A disk FILE is created (or truncated) with --size.`,
+		Example: "  cfsboot install --image oci:./debian:latest --disk disk.img --size 8G --keys ./keys",
+		Args:    exactArgs(),
+	}
+	image := cmd.Flags().String("image", "", "the image `REF`erence to install")
+	diskPath := cmd.Flags().String("disk", "", "the disk `FILE` (created) or block device to write")
+	size := cmd.Flags().String("size", "8G", "size of a disk FILE (K, M, G, T suffixes)")
+	espSize := cmd.Flags().String("esp-size", "512M", "size of the EFI system partition")
+	keys := cmd.Flags().String("keys", "", "the Secure Boot keys `DIR` (from cfsboot keys) signing the boot loader and the UKI")
+	extra := cmd.Flags().String("cmdline-extra", "", "more kernel command line words for the UKI")
+	timeout := cmd.Flags().Int("timeout", 3, "systemd-boot menu timeout in seconds")
+	cmd.MarkFlagRequired("image")
+	cmd.MarkFlagRequired("disk")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		sz, err := parseSize(*size)
+		if err != nil {
+			return err
+		}
+		esz, err := parseSize(*espSize)
+		if err != nil {
+			return err
+		}
+		if *keys != "" {
+			if st, err := os.Stat(*keys); err != nil || !st.IsDir() {
+				return usageErrorf("--keys %s: not a directory", *keys)
+			}
+		}
+		o := install.Options{Image: *image, Disk: *diskPath, Size: sz, ESPSize: esz, CmdlineExtra: *extra, Timeout: *timeout}
+		if !quiet {
+			o.Log = func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
+		}
+		if s.Install == nil {
+			return errNotWired("installation (image import, UKI builder, boot loader, sealing)")
+		}
+		res, err := install.Install(cmd.Context(), o, s.Install(*keys))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "installed %s on %s: entry EFI/Linux/%s, root PARTUUID=%s\n", res.Digest, *diskPath, res.Entry, res.Root.UUID)
+		return nil
+	}
+	return cmd
+}
+
+func newDeployCmd(s *deploySeams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "deploy REF",
+		Short: "Add an image and make it the default deployment, counting its boots",
+		Long: `Add the image to the store, write its signed UKI as a new boot loader entry
+with 3 tries, and make it the default in one rename. The previous default
+stays as the rollback entry: if the new one fails all its tries,
+systemd-boot boots the rollback by itself. Deployments beyond --keep (and
+not booted) are removed with their UKIs, state directories and
+unreferenced objects.
+
+On a running system the store is under /sysroot and the ESP is found in
+/efi, /boot/efi or /boot; --root and --esp name them for a mounted system,
+--disk works on an installed disk file.`,
+		Example: "  cfsboot deploy oci:./debian:v2\n  cfsboot deploy --disk disk.img --keep 3 oci:./debian:v2",
+		Args:    exactArgs("REF"),
+	}
+	espDir, diskPath := espFlags(cmd)
+	root := cmd.Flags().String("root", "/sysroot", "the physical root `DIR` holding composefs/ and state/")
+	keep := cmd.Flags().Int("keep", 2, "deployments to keep (the booted one always stays)")
+	cmdline := cmd.Flags().String("cmdline", "", "kernel command line besides composefs= (default: the running kernel's, or root=PARTUUID=<root partition> rw with --disk)")
+	keys := cmd.Flags().String("keys", "", "the Secure Boot keys `DIR` signing the UKI")
+	cmd.MarkFlagsMutuallyExclusive("root", "disk")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if *keep < 1 {
+			return usageErrorf("--keep %d: at least 1", *keep)
+		}
+		if s.UKI == nil {
+			return errNotWired("the UKI builder")
+		}
+		t, err := openTarget(*espDir, *diskPath)
+		if err != nil {
+			return err
+		}
+		m, err := t.manager(cmd)
+		if err != nil {
+			return err
+		}
+		m.UKI = s.UKI(*keys)
+		m.Cmdline = *cmdline
+		ctx := cmd.Context()
+		if t.table != nil {
+			rootPart, err := t.table.Find(disk.TypeRootX86_64)
+			if err != nil {
+				return fmt.Errorf("%s: %w", *diskPath, err)
+			}
+			if s.OpenDiskImages == nil {
+				return errNotWired("the store of a disk file")
+			}
+			images, closeImages, err := s.OpenDiskImages(ctx, *diskPath, rootPart)
+			if err != nil {
+				return err
+			}
+			m.Images = images
+			if m.Cmdline == "" {
+				m.Cmdline = "root=PARTUUID=" + rootPart.UUID.String() + " rw"
+			}
+			_, err = m.Deploy(ctx, args[0], *keep)
+			return errors.Join(err, closeImages())
+		}
+		if s.OpenImages == nil {
+			return errNotWired("the image store")
+		}
+		if m.Images, err = s.OpenImages(ctx, *root); err != nil {
+			return err
+		}
+		m.StateDir = filepath.Join(*root, install.StateDir)
+		if !cmd.Flags().Changed("root") {
+			// The running system: keep its deployment and its command line.
+			b, err := deploy.ReadBooted()
+			if err != nil {
+				return err
+			}
+			m.Booted = b.Digest
+			if m.Cmdline == "" {
+				raw, err := os.ReadFile("/proc/cmdline")
+				if err != nil {
+					return err
+				}
+				m.Cmdline = deploy.CarriedCmdline(string(raw))
+			}
+		}
+		if m.Cmdline == "" {
+			return usageErrorf("--cmdline is needed to deploy to %s (at least root=...)", t.where)
+		}
+		_, err = m.Deploy(ctx, args[0], *keep)
+		return err
+	}
+	return cmd
+}
+
+func newRollbackCmd(_ *deploySeams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rollback",
+		Short: "Make the rollback deployment the default",
+		Long: `Make the rollback deployment (the next good one after the default) the
+default, in one rename. Its boot counter is kept.`,
+		Args: exactArgs(),
+	}
+	espDir, diskPath := espFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		t, err := openTarget(*espDir, *diskPath)
+		if err != nil {
+			return err
+		}
+		m, err := t.manager(cmd)
+		if err != nil {
+			return err
+		}
+		d, err := m.Rollback()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "default: %s\n", d.ID())
+		return nil
+	}
+	return cmd
+}
+
+func newStatusCmd(s *deploySeams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the deployments: booted, default, rollback, tries left, blessed",
+		Long: `Show every deployment on the ESP in the order systemd-boot picks them: the
+default first, then the rollback; entries that used up their tries last.
+The booted deployment comes from the root mount's composefs:<digest> source
+and systemd-boot's LoaderEntrySelected EFI variable.
+
+JSON schema (--json): {"booted", "booted_entry", "booted_blessed", "default",
+"rollback", "entries": [{"id", "file", "digest", "serial", "tries_left"
+(null when blessed), "tries_done", "blessed", "bad", "default", "rollback",
+"booted"}]}.`,
+		Args: exactArgs(),
+	}
+	espDir, diskPath := espFlags(cmd)
+	root := cmd.Flags().String("root", "/sysroot", "the physical root `DIR` holding composefs/ (for full digests)")
+	asJSON := jsonFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		t, err := openTarget(*espDir, *diskPath)
+		if err != nil {
+			return err
+		}
+		m, err := t.manager(cmd)
+		if err != nil {
+			return err
+		}
+		var b deploy.Booted
+		if *diskPath == "" {
+			if b, err = deploy.ReadBooted(); err != nil {
+				return err
+			}
+			if s.OpenImages != nil {
+				if m.Images, err = s.OpenImages(cmd.Context(), *root); err != nil {
+					return err
+				}
+			}
+		}
+		st, err := m.Status(b)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(cmd, st)
+		}
+		printStatus(cmd, st)
+		return nil
+	}
+	return cmd
+}
+
+func printStatus(cmd *cobra.Command, st deploy.Status) {
+	w := cmd.OutOrStdout()
+	if st.Booted != "" || st.BootedEntry != "" {
+		fmt.Fprintf(w, "booted:   %s %s (blessed: %v)\n", st.BootedEntry, st.Booted, st.BootedBlessed)
+	}
+	fmt.Fprintf(w, "default:  %s\nrollback: %s\n", st.Default, st.Rollback)
+	for _, e := range st.Entries {
+		var marks []string
+		for _, m := range []struct {
+			on   bool
+			name string
+		}{{e.Booted, "booted"}, {e.Default, "default"}, {e.Rollback, "rollback"}, {e.Bad, "bad"}, {e.Blessed, "blessed"}} {
+			if m.on {
+				marks = append(marks, m.name)
+			}
+		}
+		tries := "-"
+		if e.TriesLeft != nil {
+			tries = strconv.Itoa(*e.TriesLeft)
+		}
+		fmt.Fprintf(w, "  %-40s tries left %s  %s\n", e.File, tries, strings.Join(marks, ","))
+	}
+}
