@@ -44,6 +44,9 @@ type System interface {
 	HasShell() (present, allowedUnderSecureBoot bool)
 	// SecureBoot reports whether UEFI Secure Boot is enabled.
 	SecureBoot() (bool, error)
+	// BootCounted returns systemd-boot's LoaderBootCountPath when the
+	// booted entry's tries are being counted.
+	BootCounted() (path string, ok bool)
 	Shell() error
 	PowerOff()
 	Reboot(after time.Duration)
@@ -325,9 +328,15 @@ func (b *Boot) shell(c Config, why, starting string) bool {
 	return true
 }
 
+// countedRebootDelay is how long a failed boot of an entry whose tries
+// systemd-boot counts waits before rebooting when panic= does not say.
+const countedRebootDelay = 10
+
 // fail reports f and ends the boot: a debug shell only where rd.shell
-// allows it, then power off, or reboot after panic= seconds. The verified
-// root is never entered after a failure.
+// allows it, then power off, or reboot after panic= seconds. When
+// systemd-boot counts the tries of the booted entry, it reboots (after
+// panic= or 10 s) so that the boot loader falls back by itself once no
+// tries are left. The verified root is never entered after a failure.
 func (b *Boot) fail(f *Failure, c Config) {
 	b.Sys.Critical(f.Error())
 	if c.Shell {
@@ -335,6 +344,15 @@ func (b *Boot) fail(f *Failure, c Config) {
 	}
 	if b.measurer != nil {
 		b.measurer.Close()
+	}
+	if counted, ok := b.Sys.BootCounted(); ok {
+		delay := countedRebootDelay
+		if c.Reboot {
+			delay = c.PanicDelay
+		}
+		b.Sys.Critical(fmt.Sprintf("rebooting in %ds: systemd-boot counts this try (%s) and falls back to the previous deployment when none are left", delay, counted))
+		b.Sys.Reboot(time.Duration(delay) * time.Second)
+		return
 	}
 	if c.Reboot {
 		b.Sys.Critical(fmt.Sprintf("rebooting in %ds", c.PanicDelay))

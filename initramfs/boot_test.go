@@ -29,6 +29,7 @@ type fakeSystem struct {
 	messages               []string
 	critical               []string
 	measuredFd, mountedFd  int
+	bootCountPath          string // LoaderBootCountPath, "" when not counted
 }
 
 // imageFd is the descriptor the fake OpenImage returns.
@@ -77,12 +78,13 @@ func (f *fakeSystem) SwitchRoot(init string) error {
 	f.call("switch " + init)
 	return errors.New("exec failed")
 }
-func (f *fakeSystem) HasShell() (bool, bool)    { return f.shell, f.shellUnderSB }
-func (f *fakeSystem) SecureBoot() (bool, error) { return f.secureBoot, f.secureBootErr }
-func (f *fakeSystem) Shell() error              { f.call("shell"); return nil }
-func (f *fakeSystem) PowerOff()                 { f.call("poweroff") }
-func (f *fakeSystem) Reboot(d time.Duration)    { f.call("reboot " + d.String()) }
-func (f *fakeSystem) Log(m string)              { f.messages = append(f.messages, m) }
+func (f *fakeSystem) HasShell() (bool, bool)      { return f.shell, f.shellUnderSB }
+func (f *fakeSystem) SecureBoot() (bool, error)   { return f.secureBoot, f.secureBootErr }
+func (f *fakeSystem) Shell() error                { f.call("shell"); return nil }
+func (f *fakeSystem) BootCounted() (string, bool) { return f.bootCountPath, f.bootCountPath != "" }
+func (f *fakeSystem) PowerOff()                   { f.call("poweroff") }
+func (f *fakeSystem) Reboot(d time.Duration)      { f.call("reboot " + d.String()) }
+func (f *fakeSystem) Log(m string)                { f.messages = append(f.messages, m) }
 func (f *fakeSystem) Critical(m string) {
 	f.messages = append(f.messages, m)
 	f.critical = append(f.critical, m)
@@ -239,6 +241,22 @@ func TestFailurePolicy(t *testing.T) {
 	run(t, f)
 	if !has(f.messages, "no shell in this initrd") || has(f.calls, "shell") {
 		t.Fatalf("%v %v", f.messages, f.calls)
+	}
+}
+
+// TestFailureWithBootCounting: when systemd-boot counts the booted entry's
+// tries, a failure reboots (after 10 s, or panic=) instead of powering
+// off, and says why, so the boot loader falls back by itself.
+func TestFailureWithBootCounting(t *testing.T) {
+	for _, c := range []struct{ extra, reboot string }{{"", "reboot 10s"}, {" panic=3", "reboot 3s"}} {
+		f := good(t)
+		f.cmdline += c.extra
+		f.bootCountPath = `\EFI\Linux\debian-2-0123456789ab+2-1.efi`
+		f.digest = verity.Digest{}
+		run(t, f)
+		if last := f.calls[len(f.calls)-1]; last != c.reboot || !has(f.critical, "systemd-boot counts this try (\\EFI\\Linux\\debian-2-0123456789ab+2-1.efi)") {
+			t.Errorf("%q: calls %v critical %v", c.extra, f.calls, f.critical)
+		}
 	}
 }
 

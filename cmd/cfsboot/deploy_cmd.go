@@ -261,7 +261,8 @@ func newRollbackCmd(_ *deploySeams) *cobra.Command {
 		Short: "Make the rollback deployment the default",
 		Long: `Make the rollback deployment (the next good one after the default) the
 default, in one rename. Its boot counter is kept.`,
-		Args: exactArgs(),
+		Example: "  cfsboot rollback\n  cfsboot rollback --disk disk.img",
+		Args:    exactArgs(),
 	}
 	espDir, diskPath := espFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -296,7 +297,8 @@ JSON schema (--json): {"booted", "booted_entry", "booted_blessed", "default",
 "rollback", "entries": [{"id", "file", "digest", "serial", "tries_left"
 (null when blessed), "tries_done", "blessed", "bad", "default", "rollback",
 "booted"}]}.`,
-		Args: exactArgs(),
+		Example: "  cfsboot status\n  cfsboot status --disk disk.img --json",
+		Args:    exactArgs(),
 	}
 	espDir, diskPath := espFlags(cmd)
 	root := cmd.Flags().String("root", "/sysroot", "the physical root `DIR` holding composefs/ (for full digests)")
