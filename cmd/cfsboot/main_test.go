@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/creack/pty"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -203,5 +206,62 @@ func TestReadmeReference(t *testing.T) {
 	_, want, _ := cli("docs", "reference")
 	if got != want {
 		t.Errorf("README.md's CLI reference is stale: run `make readme`")
+	}
+}
+
+// progressLine matches what a progress bar draws.
+var progressLine = regexp.MustCompile(`\d+/\d+ files|\r`)
+
+// TestProgressOnTerminal: long commands draw progress on a terminal's
+// stderr, and write nothing there when stderr is a pipe or with --quiet.
+func TestProgressOnTerminal(t *testing.T) {
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptmx.Close()
+	defer tty.Close()
+	src := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(src, 0o755)
+	for i := range 50 {
+		os.WriteFile(filepath.Join(src, fmt.Sprint(i)), bytes.Repeat([]byte{byte(i)}, 100<<10), 0o644)
+	}
+	store := filepath.Join(t.TempDir(), "store")
+	drawn := make(chan string)
+	go func() {
+		var all []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := ptmx.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil {
+				drawn <- string(all)
+				return
+			}
+		}
+	}()
+	for _, args := range [][]string{{"image", "create", src}, {"image", "create", src, "--store", store}, {"store", "fsck", "--store", store}} {
+		var out bytes.Buffer
+		if code := run(args, &out, tty); code != 0 {
+			t.Fatalf("%v: exit %d", args, code)
+		}
+		var pipe bytes.Buffer
+		if code := run(args, &out, &pipe); code != 0 || progressLine.MatchString(pipe.String()) {
+			t.Errorf("%v with stderr not a terminal: exit %d, stderr %q", args, code, pipe.String())
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"--quiet", "image", "create", src}, &out, tty); code != 0 {
+		t.Fatal("--quiet image create failed")
+	}
+	tty.Close()
+	got := <-drawn
+	if strings.Count(got, "hashing 1/50 files") != 1 {
+		t.Errorf("--quiet still drew progress (or the first run did not): %q", got)
+	}
+	for _, want := range []string{"hashing 1/50 files", "storing 1/50 files", "checking 1/51 files"} { // first draws; later ones are throttled
+		if !strings.Contains(got, want) {
+			t.Errorf("terminal never showed %q:\n%q", want, got)
+		}
 	}
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/spf13/cobra"
 
 	"cfsboot/gen/store"
+	"cfsboot/internal/progress"
 )
 
 // newStoreCmd is the `store` group: checking and collecting a store, with
@@ -76,7 +78,13 @@ JSON schema (--json): {"store", "ok", "problems": [{"path", "reason",
 		if *repair {
 			rep.Removed, rep.Problems, err = st.Repair()
 		} else {
-			rep.Problems, err = st.Fsck()
+			var bar *progress.Bar
+			var once sync.Once
+			rep.Problems, err = st.FsckProgress(func(done, total int) {
+				once.Do(func() { bar = progress.New(cmd.ErrOrStderr(), quiet, "checking", total, 0) })
+				bar.Add(1, 0)
+			})
+			bar.Finish()
 		}
 		if err != nil {
 			return err

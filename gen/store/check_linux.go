@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"cfsboot/gen/tree"
 	"cfsboot/internal/parallel"
@@ -34,11 +35,18 @@ func (p Problem) String() string { return p.Path + ": " + p.Reason }
 // fs-verity or none is. Temporary files count as garbage only under the
 // exclusive lock; under a shared one they may be another writer's.
 func (s *Store) Fsck() ([]Problem, error) {
-	problems, _, err := s.fsck()
+	problems, _, err := s.fsck(nil)
 	return problems, err
 }
 
-func (s *Store) fsck() ([]Problem, *roots, error) {
+// FsckProgress is Fsck calling progress (from several goroutines) with
+// the number of files read so far and the number to read.
+func (s *Store) FsckProgress(progress func(done, total int)) ([]Problem, error) {
+	problems, _, err := s.fsck(progress)
+	return problems, err
+}
+
+func (s *Store) fsck(progress func(done, total int)) ([]Problem, *roots, error) {
 	r, err := s.roots()
 	if err != nil {
 		return nil, nil, err
@@ -66,7 +74,14 @@ func (s *Store) fsck() ([]Problem, *roots, error) {
 		return nil, nil, err
 	}
 	files = append(files, objects...)
-	parallel.Each(files, runtime.GOMAXPROCS(0), c.checkName)
+	var done atomic.Int64
+	parallel.Each(files, runtime.GOMAXPROCS(0), func(f namedFile) error {
+		err := c.checkName(f)
+		if progress != nil {
+			progress(int(done.Add(1)), len(files))
+		}
+		return err
+	})
 	c.sealingProblems()
 	sort.Slice(c.problems, func(i, j int) bool { return c.problems[i].Path < c.problems[j].Path })
 	return c.problems, r, nil
@@ -217,7 +232,7 @@ func (s *Store) Repair() (removed []string, remaining []Problem, err error) {
 	if s.lock != Exclusive {
 		return nil, nil, fmt.Errorf("store %s: repair needs the exclusive lock", s.dir)
 	}
-	problems, r, err := s.fsck()
+	problems, r, err := s.fsck(nil)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -21,22 +21,28 @@ type Bar struct {
 	what  string
 	files int
 	total int
-	bar   *progressbar.ProgressBar
+	// countFiles: the bar advances by files, not bytes (no byte total).
+	countFiles bool
+	bar        *progressbar.ProgressBar
 }
 
 // New returns a bar drawn on w when w is a terminal and quiet is false, and
 // nil otherwise. what names the work ("hashing", "checking"), files and
-// bytes are the totals to expect.
+// bytes are the totals to expect; with bytes 0 the bar counts files.
 func New(w io.Writer, quiet bool, what string, files int, bytes int64) *Bar {
 	f, ok := w.(*os.File)
 	if quiet || !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
-	b := &Bar{what: what, total: files}
-	b.bar = progressbar.NewOptions64(bytes,
+	b := &Bar{what: what, total: files, countFiles: bytes <= 0}
+	max := bytes
+	if b.countFiles {
+		max = int64(files)
+	}
+	b.bar = progressbar.NewOptions64(max,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(b.describe()),
-		progressbar.OptionShowBytes(true),
+		progressbar.OptionShowBytes(bytes > 0),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionSetPredictTime(true),
@@ -47,7 +53,8 @@ func New(w io.Writer, quiet bool, what string, files int, bytes int64) *Bar {
 
 func (b *Bar) describe() string { return fmt.Sprintf("%s %d/%d files", b.what, b.files, b.total) }
 
-// Add records files and bytes done. It is safe for concurrent use.
+// Add records files and bytes done (bytes are ignored by a bar that
+// counts files). It is safe for concurrent use.
 func (b *Bar) Add(files int, bytes int64) {
 	if b == nil {
 		return
@@ -56,7 +63,11 @@ func (b *Bar) Add(files int, bytes int64) {
 	defer b.mu.Unlock()
 	b.files += files
 	b.bar.Describe(b.describe())
-	b.bar.Add64(bytes)
+	if b.countFiles {
+		b.bar.Add(files)
+	} else {
+		b.bar.Add64(bytes)
+	}
 }
 
 // Finish clears the bar from the terminal.
