@@ -81,7 +81,7 @@ bench: deps
 	bench/image-create.sh
 
 demo: deps build
-	$(GO) test -count=1 -tags qemu -timeout 20m -v -run 'TestDemo' ./qemu-tests/
+	$(GO) test -count=1 -tags qemu -timeout 20m -v -run 'TestDebianSecureBoot$$' ./qemu-tests/
 
 clean:
 	rm -rf $(BIN) $(CACHE)/build man

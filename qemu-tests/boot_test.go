@@ -3,14 +3,12 @@
 package qemutests
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 
-	"cfsboot/tpm"
 	"cfsboot/verity"
 )
 
@@ -203,48 +201,6 @@ func TestShellOnFailureWithRdShell(t *testing.T) {
 	vm.WaitExit()
 	if vm.Has(`TESTINIT`) {
 		t.Error("the root ran after the shell exited")
-	}
-}
-
-// TestDemo is `make demo`: one verified, measured boot with its key console
-// lines, and the PCR values the booted system read next to the predictions.
-func TestDemo(t *testing.T) {
-	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: fx.Disk(t, "sealed"), TPM: true,
-		Append: cmdline(fx.Digest.String(), "rd.cfsboot.tpm=require", "rd.cfsboot.measure-phases=1")})
-	vm.WaitFor(`TESTINIT pcr log status: ok`)
-	vm.WaitExit()
-	fmt.Printf("\n=== cfsboot demo: booting composefs image %s ===\n", fx.Digest)
-	for _, l := range KeyLines(vm) {
-		if !strings.HasPrefix(l, "TESTINIT pcr") {
-			fmt.Println("  " + l)
-		}
-	}
-	sha256, _ := tpm.BankByName("sha256")
-	var enterLeave []byte
-	for _, p := range tpm.PredictPCR11(nil, []tpm.Bank{sha256}) {
-		if p.Path == "enter-initrd:leave-initrd" {
-			enterLeave = p.Value
-		}
-	}
-	fmt.Printf("\npredicted (cfsboot pcr predict): PCR 11 sha256 %x\n", enterLeave)
-	fmt.Printf("                                  PCR 15 sha256 %x\n", tpm.PredictComposefs(fx.Digest, sha256))
-	for _, l := range vm.Lines() {
-		if strings.HasPrefix(l, "TESTINIT pcr log: ") {
-			fmt.Println("booted system, measurement log replayed against swtpm (cfsboot pcr log):")
-			var checks []struct {
-				PCR      int    `json:"pcr"`
-				Bank     string `json:"bank"`
-				Events   int    `json:"events"`
-				Replayed string `json:"replayed"`
-				Match    bool   `json:"match"`
-			}
-			json.Unmarshal([]byte(strings.TrimPrefix(l, "TESTINIT pcr log: ")), &checks)
-			for _, c := range checks {
-				if c.Bank == "sha256" {
-					fmt.Printf("  PCR %d sha256 %s (%d events, matches TPM: %v)\n", c.PCR, c.Replayed, c.Events, c.Match)
-				}
-			}
-		}
 	}
 }
 

@@ -231,6 +231,13 @@ func TestDebianSecureBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	report := []string{fmt.Sprintf("cfsboot demo: Debian trixie with systemd as composefs image %s, booted by OVMF with Secure Boot through a signed UKI, measured into swtpm", d.Digest)}
+	for _, l := range vm.Lines() {
+		if strings.Contains(l, "Secure Boot is enabled") || strings.HasPrefix(l, "cfsboot: ") || strings.Contains(l, "CHECK ") && !strings.Contains(l, "CHECK pcr json") {
+			report = append(report, "  "+l[strings.Index(l, strings.Fields(l)[0]):])
+		}
+	}
+	report = append(report, "PCR 11 after enter-initrd:leave-initrd:sysinit:ready, predicted from the UKI (cfsboot pcr predict --uki) and read in the running system:")
 	n := 0
 	for _, v := range vals {
 		b, ok := tpm.BankByName(v.Bank)
@@ -240,6 +247,7 @@ func TestDebianSecureBoot(t *testing.T) {
 		for _, p := range tpm.PredictPCR11(sections, []tpm.Bank{b}) {
 			if p.Path == "enter-initrd:leave-initrd:sysinit:ready" {
 				n++
+				report = append(report, fmt.Sprintf("  %-7s predicted %x\n          booted    %s", v.Bank, p.Value, v.Value))
 				if v.Value != hex.EncodeToString(p.Value) {
 					t.Errorf("PCR 11 %s = %s in the running system, predicted %x", v.Bank, v.Value, p.Value)
 				}
@@ -249,4 +257,5 @@ func TestDebianSecureBoot(t *testing.T) {
 	if n != 4 {
 		t.Errorf("compared %d banks of PCR 11: %s", n, pcrs)
 	}
+	t.Log("\n" + strings.Join(report, "\n"))
 }
