@@ -48,7 +48,9 @@ systemctl --failed --no-legend --plain | sed 's/^/CHECK failed unit: /'
 echo "CHECK root: $(findmnt -n -o SOURCE,FSTYPE,OPTIONS /)"
 systemd-analyze time 2>&1 | sed 's/^/CHECK analyze: /'
 cfsboot pcr read --pcr 11,15 --json | tr -d ' \n' | sed 's/^/CHECK pcr json: /'; echo
-cfsboot pcr log 2>&1 | sed 's/^/CHECK log: /'
+cfsboot pcr log --pcr 15 >/run/pcrlog 2>&1; status=$?
+sed 's/^/CHECK log: /' /run/pcrlog
+echo "CHECK log status: $status"
 journalctl -b -o cat -t systemd-pcrextend 2>&1 | sed 's/^/CHECK pcrextend: /'
 for f in /run/systemd/tpm2-pcr-signature.json /run/systemd/tpm2-pcr-public-key.pem; do
 	[ -s "$f" ] && echo "CHECK stub file: $f"
@@ -81,17 +83,19 @@ func Debian(t *testing.T) *DebianRoot {
 	return debian
 }
 
-func buildDebian(t *testing.T) (*DebianRoot, error) {
+// debianTarball builds (or finds cached) the mmdebstrap root tarball.
+func debianTarball() (string, error) {
 	out, err := exec.Command(filepath.Join(repoRoot, "qemu-tests", "debian-root.sh"), filepath.Join(repoRoot, ".cache", "debian-root")).Output()
 	if err != nil {
-		return nil, fmt.Errorf("debian-root.sh: %w", err)
+		return "", fmt.Errorf("debian-root.sh: %w", err)
 	}
-	dir := filepath.Join(fx.Dir, "debian")
-	root := filepath.Join(dir, "rootfs")
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, err
-	}
-	run(t, "tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf", strings.TrimSpace(string(out)), "-C", root)
+	return strings.TrimSpace(string(out)), nil
+}
+
+// addDebianExtras writes into root what the tests add to Debian: the VM
+// kernel and its modules where a bootable container carries them, the
+// check service, a hostname, an empty machine-id and the cfsboot CLI.
+func addDebianExtras(t *testing.T, root string) error {
 	version := filepath.Base(fx.Kernel.Modules)
 	mods := filepath.Join(root, "usr/lib/modules")
 	os.MkdirAll(mods, 0o755)
@@ -106,20 +110,38 @@ func buildDebian(t *testing.T) (*DebianRoot, error) {
 	}
 	for p, content := range files {
 		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755); err != nil {
-			return nil, err
+			return err
 		}
 		full := filepath.Join(root, p)
 		if strings.HasSuffix(p, ".wants/cfsboot-check.service") {
 			if err := os.Symlink("/etc/systemd/system/cfsboot-check.service", full); err != nil {
-				return nil, err
+				return err
 			}
 			continue
 		}
 		if err := os.WriteFile(full, []byte(content), 0o755); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755)
 	run(t, "cp", fx.CfsbootBin, filepath.Join(root, "usr/bin/cfsboot"))
+	return nil
+}
+
+func buildDebian(t *testing.T) (*DebianRoot, error) {
+	tarball, err := debianTarball()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(fx.Dir, "debian")
+	root := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	run(t, "tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf", tarball, "-C", root)
+	if err := addDebianExtras(t, root); err != nil {
+		return nil, err
+	}
 
 	staging := filepath.Join(dir, "staging")
 	st, err := store.Open(filepath.Join(staging, "provision"))

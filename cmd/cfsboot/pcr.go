@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -219,6 +220,7 @@ JSON schema (--json): [{"pcr", "bank", "events", "replayed", "tpm", "match"}].`,
 		Args:    exactArgs(),
 	}
 	path := cmd.Flags().String("log", tpm.LogPath, "the measurement log `FILE`")
+	only := cmd.Flags().StringSlice("pcr", nil, "check only these PCRs (default: every PCR the log names; PCR 11 of a UKI boot also holds systemd-stub's events, which are in the firmware's log)")
 	device := deviceFlag(cmd)
 	asJSON := jsonFlag(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -230,6 +232,13 @@ JSON schema (--json): [{"pcr", "bank", "events", "replayed", "tpm", "match"}].`,
 		records, err := tpm.ParseLog(f)
 		if err != nil {
 			return err
+		}
+		if len(*only) > 0 {
+			pcrs, err := parsePCRs(*only)
+			if err != nil {
+				return err
+			}
+			records = slices.DeleteFunc(records, func(r tpm.Record) bool { return !slices.Contains(pcrs, r.PCR) })
 		}
 		if dirty, _ := tpm.IsDirty(*path); dirty {
 			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %v\n", *path, tpm.ErrDirtyLog)

@@ -1,0 +1,93 @@
+//go:build qemu
+
+package qemutests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// TestDebianFromOCI: the Debian root as a bootable container would ship
+// it, an OCI image layout (mmdebstrap's tarball as the base layer, the
+// kernel, modules and test service as a second layer), goes into the store
+// with `cfsboot oci import` and boots from the imported image.
+func TestDebianFromOCI(t *testing.T) {
+	t.Parallel()
+	Debian(t) // the same Debian root; its fixture also fetches the tarball
+	base, err := debianTarball()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	extras := filepath.Join(dir, "extras")
+	if err := addDebianExtras(t, extras); err != nil {
+		t.Fatal(err)
+	}
+	top := filepath.Join(dir, "extras.tar")
+	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", extras, "-cf", top, ".")
+	var layers []v1.Layer
+	for _, p := range []string{base, top} {
+		l, err := tarball.LayerFromFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	lay, err := layout.Write(filepath.Join(dir, "layout"), empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lay.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "debian"})); err != nil {
+		t.Fatal(err)
+	}
+
+	staging := filepath.Join(dir, "staging")
+	out := run(t, fx.CfsbootBin, "oci", "import", "oci:"+filepath.Join(dir, "layout")+":debian", "--store", filepath.Join(staging, "provision"), "--json")
+	var imported struct {
+		Digest    string `json:"digest"`
+		Layers    int    `json:"layers"`
+		Artefacts []struct {
+			Kind, Path string
+		} `json:"boot_artefacts"`
+	}
+	if err := json.Unmarshal([]byte(out), &imported); err != nil {
+		t.Fatalf("oci import output %q: %v", out, err)
+	}
+	if imported.Layers != 2 || len(imported.Artefacts) == 0 || !strings.HasSuffix(imported.Artefacts[0].Path, "/vmlinuz") {
+		t.Errorf("oci import: %s", out)
+	}
+	disk := filepath.Join(dir, "disk.img")
+	if err := fx.provisionDisk(t, staging, disk, "1G", ""); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(staging)
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, TPM: true, Append: cmdline(imported.Digest)})
+	vm.WaitFor(`cfsboot: composefs image ` + imported.Digest + ` verified`)
+	state := vm.WaitFor(`CHECK state: `)
+	vm.WaitFor(`CHECK done`)
+	vm.WaitExit()
+	if !strings.HasSuffix(state, "running") {
+		t.Errorf("systemd in the imported image says %q", state)
+	}
+}
