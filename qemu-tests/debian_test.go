@@ -231,6 +231,7 @@ func TestDebianSecureBoot(t *testing.T) {
 	// log, not in /run's: it is checked against the prediction below.
 	for _, want := range []string{
 		`CHECK log: PCR 15 sha256 .* 2 event\(s\) .* matches the TPM`,
+		`CHECK log status: 0`,
 		`CHECK pcrextend: Extended PCR index 15 with 'machine-id:`,
 		`CHECK pcrextend: .*sysinit`,
 		`CHECK pcrextend: .*ready`,
