@@ -17,8 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"cfsboot/initramfs/blockdev"
-	"cfsboot/initramfs/layout"
-	"cfsboot/initramfs/modload"
+	"cfsboot/internal/vminit"
 	"cfsboot/seal/inplace"
 )
 
@@ -28,29 +27,18 @@ func main() {
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Println(inplace.FailedLine(fmt.Errorf("panic: %v", r)))
-			powerOff()
+			vminit.PowerOff()
 		}
 	}()
 	if err := run(); err != nil {
 		fmt.Println(inplace.FailedLine(err))
 	}
-	powerOff()
+	vminit.PowerOff()
 }
 
-func powerOff() {
-	unix.Sync()
-	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-	select {}
-}
 
 func run() error {
-	for _, m := range [][3]string{{"proc", "/proc", "proc"}, {"devtmpfs", "/dev", "devtmpfs"}, {"sysfs", "/sys", "sysfs"}} {
-		os.MkdirAll(m[1], 0o755)
-		if err := unix.Mount(m[0], m[1], m[2], 0, ""); err != nil {
-			return fmt.Errorf("mount %s: %w", m[1], err)
-		}
-	}
-	if _, err := modload.LoadAll("/" + layout.ModulesDir); err != nil {
+	if err := vminit.Start(); err != nil {
 		return err
 	}
 	raw, err := os.ReadFile("/proc/cmdline")

@@ -12,28 +12,21 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"cfsboot/internal/efivar"
-	"cfsboot/initramfs/layout"
-	"cfsboot/initramfs/modload"
+	"cfsboot/internal/vminit"
 )
 
 func report(key, value string) { fmt.Printf("BOOTCOUNT %s: %s\n", key, value) }
 
 func main() {
-	for _, m := range [][3]string{{"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}} {
-		os.MkdirAll(m[1], 0o755)
-		unix.Mount(m[0], m[1], m[2], 0, "")
+	if err := vminit.Start(); err != nil {
+		report("error", err.Error())
 	}
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	report("cmdline", strings.TrimSpace(string(cmdline)))
 	if slices.Contains(strings.Fields(string(cmdline)), "bootcount.fail") {
 		report("failing", "exiting PID 1")
 		os.Exit(1)
-	}
-	if _, err := modload.LoadAll("/" + layout.ModulesDir); err != nil {
-		report("error", err.Error())
 	}
 	vars := efivar.Open()
 	for _, name := range []string{efivar.LoaderEntrySelected, efivar.LoaderBootCountPath} {
@@ -44,7 +37,5 @@ func main() {
 		}
 		report(name, s)
 	}
-	unix.Sync()
-	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-	select {}
+	vminit.PowerOff()
 }

@@ -18,8 +18,7 @@ import (
 
 	"cfsboot/deploy"
 	"cfsboot/initramfs/blockdev"
-	"cfsboot/initramfs/layout"
-	"cfsboot/initramfs/modload"
+	"cfsboot/internal/vminit"
 	"cfsboot/verity"
 )
 
@@ -27,9 +26,7 @@ func main() {
 	if err := run(); err != nil {
 		fmt.Printf("DEPLOYVM failed: %v\n", err)
 	}
-	unix.Sync()
-	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-	select {}
+	vminit.PowerOff()
 }
 
 // images knows the refs the test names; deploy adds one more.
@@ -51,14 +48,12 @@ func (m images) Remove(d verity.Digest) error { delete(m, d); return nil }
 func (m images) GC() error                    { return nil }
 
 func run() error {
-	for _, m := range [][3]string{{"proc", "/proc", "proc"}, {"devtmpfs", "/dev", "devtmpfs"}, {"sysfs", "/sys", "sysfs"}, {"tmpfs", "/tmp", "tmpfs"}} {
-		os.MkdirAll(m[1], 0o755)
-		if err := unix.Mount(m[0], m[1], m[2], 0, ""); err != nil {
-			return fmt.Errorf("mount %s: %w", m[1], err)
-		}
-	}
-	if _, err := modload.LoadAll("/" + layout.ModulesDir); err != nil {
+	if err := vminit.Start(); err != nil {
 		return err
+	}
+	os.MkdirAll("/tmp", 0o755)
+	if err := unix.Mount("tmpfs", "/tmp", "tmpfs", 0, ""); err != nil {
+		return fmt.Errorf("mount /tmp: %w", err)
 	}
 	raw, _ := os.ReadFile("/proc/cmdline")
 	args := map[string]string{}

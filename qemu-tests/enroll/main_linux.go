@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"cfsboot/initramfs/modload"
+	"cfsboot/internal/vminit"
 	"cfsboot/secureboot"
 )
 
@@ -20,9 +20,7 @@ func main() {
 	if err := run(); err != nil {
 		fmt.Printf("ENROLL FAILED: %v\n", err)
 	}
-	unix.Sync()
-	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-	select {}
+	vminit.PowerOff()
 }
 
 func report(key, format string, args ...any) {
@@ -30,14 +28,7 @@ func report(key, format string, args ...any) {
 }
 
 func run() error {
-	for _, m := range [][3]string{{"proc", "/proc", "proc"}, {"sysfs", "/sys", "sysfs"}} {
-		os.MkdirAll(m[1], 0o755)
-		if err := unix.Mount(m[0], m[1], m[2], 0, ""); err != nil {
-			return fmt.Errorf("mount %s: %w", m[1], err)
-		}
-	}
-	// The Debian cloud kernel has efivarfs as a module.
-	if _, err := modload.LoadAll("/lib/modules"); err != nil {
+	if err := vminit.Start(); err != nil {
 		return err
 	}
 	if err := unix.Mount("efivarfs", secureboot.EfivarsDir, "efivarfs", 0, ""); err != nil {

@@ -11,11 +11,10 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
 
-	"cfsboot/initramfs/modload"
+	"cfsboot/internal/vminit"
 	"cfsboot/verity"
 )
 
@@ -25,34 +24,15 @@ func main() {
 	} else {
 		fmt.Println("VERITYCHECK PASSED")
 	}
-	unix.Sync()
-	unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-	select {}
+	vminit.PowerOff()
 }
 
 func run() error {
-	for _, m := range [][3]string{{"proc", "/proc", "proc"}, {"devtmpfs", "/dev", "devtmpfs"}, {"sysfs", "/sys", "sysfs"}} {
-		os.MkdirAll(m[1], 0o755)
-		if err := unix.Mount(m[0], m[1], m[2], 0, ""); err != nil {
-			return fmt.Errorf("mount %s: %w", m[1], err)
-		}
-	}
-	if _, err := modload.LoadAll("/lib/modules"); err != nil {
+	if err := vminit.Start(); err != nil {
 		return err
 	}
-	var err error
-	for i := 0; i < 100; i++ {
-		if _, err = os.Stat("/dev/vda"); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return fmt.Errorf("no /dev/vda: %w", err)
-	}
-	os.MkdirAll("/mnt", 0o755)
-	if err := unix.Mount("/dev/vda", "/mnt", "ext4", 0, ""); err != nil {
-		return fmt.Errorf("mount /dev/vda: %w", err)
+	if err := vminit.MountDisk("/dev/vda", "/mnt"); err != nil {
+		return err
 	}
 	defer unix.Unmount("/mnt", 0)
 	for _, alg := range verity.Algorithms {
