@@ -36,7 +36,6 @@ func main() {
 	vminit.PowerOff()
 }
 
-
 func run() error {
 	if err := vminit.Start(); err != nil {
 		return err
