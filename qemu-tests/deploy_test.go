@@ -192,6 +192,7 @@ func (c *countingDisk) bless(t *testing.T, name string) string {
 // then boots A by itself: the entry names and loader.conf that deploy
 // writes make systemd-boot fall back with no human step.
 func TestBootCounting(t *testing.T) {
+	t.Parallel()
 	bad := verity.ComputeBytes([]byte("B"))
 	c := newCountingDisk(t, bad)
 	res, esp, diskPath, vars, m := c.res, c.esp, c.path, c.vars, c.manager()
@@ -252,6 +253,7 @@ func TestBootCounting(t *testing.T) {
 // QEMU) at random moments of the deploy. Every resulting disk has A or B
 // as its default with the complete UKI, and systemd-boot boots it.
 func TestDeployPowerCut(t *testing.T) {
+	t.Parallel()
 	c := newCountingDisk(t, verity.Digest{})
 	idA := c.bless(t, c.res.Entry)
 	ukiA, err := c.esp.ReadFile(deploy.EntryDir + "/" + idA)

@@ -19,6 +19,7 @@ import (
 // replayed), holds a store fsck finds clean, and the last image the VM
 // reported committed is there.
 func TestPowerCutDuringFill(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount the disk image")
 	}

@@ -97,6 +97,7 @@ func sealOptions(t *testing.T, k Kernel, path string, root disk.Partition) seal.
 }
 
 func TestSealVM(t *testing.T) {
+	t.Parallel()
 	k, err := FetchKernel()
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +130,7 @@ func TestSealVM(t *testing.T) {
 }
 
 func TestSealVMRefusesTamperedObject(t *testing.T) {
+	t.Parallel()
 	k, err := FetchKernel()
 	if err != nil {
 		t.Fatal(err)
