@@ -230,7 +230,7 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	fmt.Printf("\npredicted (cfsboot pcr predict): PCR 11 sha256 %x\n", enterLeave)
-	fmt.Printf("                                  PCR 15 sha256 %x\n", tpm.PredictComposefs(fx.Digest, sha256))
+	fmt.Printf("                                  PCR 15 sha256 %x\n", tpm.PredictComposefs(fx.Digest.Sum(), sha256))
 	for _, l := range vm.Lines() {
 		if strings.HasPrefix(l, "TESTINIT pcr log: ") {
 			fmt.Println("booted system, measurement log replayed against swtpm (cfsboot pcr log):")

@@ -45,9 +45,9 @@ func TestHardenDebugShellMeasured(t *testing.T) {
 		shell := tpm.EventDigests([]tpm.Bank{b}, []byte("debug-shell"))[0].Value
 		want := tpm.ExtendValue(b, zero, shell) // no stub, no measure-phases: only the shell in PCR 11
 		if v.PCR == 15 {
-			cfs := tpm.EventDigests([]tpm.Bank{b}, []byte(tpm.ComposefsEvent(fx.Digest)))[0].Value
+			cfs := tpm.EventDigests([]tpm.Bank{b}, []byte(tpm.ComposefsEvent(fx.Digest.Sum())))[0].Value
 			want = tpm.ExtendValue(b, want, cfs)
-			if v.Value == hex.EncodeToString(tpm.PredictComposefs(fx.Digest, b)) {
+			if v.Value == hex.EncodeToString(tpm.PredictComposefs(fx.Digest.Sum(), b)) {
 				t.Errorf("PCR 15 %s looks like a clean boot after a debug shell", v.Bank)
 			}
 		}
