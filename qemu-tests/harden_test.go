@@ -96,14 +96,18 @@ func hasOption(line, opt string) bool {
 }
 
 // TestHardenStateSymlinkEscape: an absolute symlink planted on the disk as
-// the /var state directory fails the boot instead of binding what it names.
+// the deployment's /var state directory fails the boot instead of binding
+// what it names.
 func TestHardenStateSymlinkEscape(t *testing.T) {
 	t.Parallel()
 	disk := fx.Disk(t, "sealed")
-	run(t, "debugfs", "-w", "-R", "mkdir /state", disk)
-	run(t, "debugfs", "-w", "-R", "symlink /state/var /composefs", disk)
+	deploy := "/state/deploy/" + fx.Digest.String()
+	for _, d := range []string{"/state", "/state/deploy", deploy} {
+		Debugfs(t, disk, "mkdir "+d)
+	}
+	Debugfs(t, disk, "symlink "+deploy+"/var /composefs")
 	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, Append: cmdline(fx.Digest.String())})
-	expectFailure(t, vm, "state", "/var state in /sysroot/state: var: a symlink leads out of the directory")
+	expectFailure(t, vm, "state", "/var state in /sysroot/state: deploy/"+fx.Digest.String()+"/var: a symlink leads out of the directory")
 }
 
 // TestHardenImageNotAFile: a FIFO or a device node with the image's name
