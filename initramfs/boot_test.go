@@ -17,7 +17,7 @@ import (
 // fakeSystem records what the boot sequence asked of the machine.
 type fakeSystem struct {
 	cmdline, initrdCmdline string
-	digest                 verity.Digest // what Measure reports
+	digest                 verity.Digest         // what Measure reports
 	absent                 map[string]bool       // image names the store lacks
 	sums                   map[string]verity.Sum // what Measure reports for these names instead
 	conf                   string                // the setup-root configuration file

@@ -34,14 +34,14 @@ type Fixture struct {
 	InitrdNoShell string // cfsboot-init + modules
 	Provision     string // provisioning initrd
 	Digest        verity.Digest
-	OtherDigest   verity.Digest     // a second image in the same store (another /etc/os-release)
+	OtherDigest   verity.Digest // a second image in the same store (another /etc/os-release)
 	// RepoDigest is the test tree's V1 image in a composefs-rs repository
 	// (meta.json fsverity-sha512-12, images as symlinks), on the
 	// "composefs-rs" disk.
 	RepoDigest verity.Sum
-	Files         map[string]string // path in the image -> sha256 hex
-	BigObject     string            // store-relative path of /usr/share/cfsboot-test/big's object
-	CfsbootBin    string            // host cfsboot CLI
+	Files      map[string]string // path in the image -> sha256 hex
+	BigObject  string            // store-relative path of /usr/share/cfsboot-test/big's object
+	CfsbootBin string            // host cfsboot CLI
 
 	once  sync.Map // disk name -> *diskOnce
 	setup error

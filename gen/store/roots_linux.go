@@ -19,8 +19,8 @@ import (
 // references. All of them count, not only those named by a ref: gc
 // removes no image or stream, so nothing they need may go.
 type roots struct {
-	images []string                  // images/<digest> entries
-	users  map[string][]string       // object ("xx/rest") -> the images and streams that use it
+	images []string              // images/<digest> entries
+	users  map[string][]string   // object ("xx/rest") -> the images and streams that use it
 	expect map[string]verity.Sum // object -> the digest an image's file expects of it
 	// unreadable: images and streams whose references are unknown, so
 	// gc cannot tell what they keep alive.

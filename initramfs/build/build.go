@@ -51,8 +51,8 @@ type Spec struct {
 	// /usr/lib/composefs/setup-root-conf.toml; nil for none (its defaults).
 	SetupRootConf []byte
 	Cmdline       string // extra kernel command line words for the init; "" for none
-	Compression               string // zstd (default), gzip, xz or none
-	Epoch                     uint64 // mtime of every entry (SOURCE_DATE_EPOCH)
+	Compression   string // zstd (default), gzip, xz or none
+	Epoch         uint64 // mtime of every entry (SOURCE_DATE_EPOCH)
 }
 
 // Result says what went into the archive.
