@@ -171,7 +171,8 @@ func TestMetaRules(t *testing.T) {
 	} else {
 		st.Close()
 	}
-	if _, err := store.Create(compat, nil); err == nil || !strings.Contains(err.Error(), "not empty") {
+	meta, _ := repometa.New(verity.SHA512, repometa.Formats{Default: repometa.FormatV1})
+	if _, err := store.Create(compat, meta); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("Create over a repository: %v", err)
 	}
 }
