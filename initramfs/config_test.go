@@ -156,6 +156,8 @@ func TestInitrdCmdlineLocksSecurityKeys(t *testing.T) {
 func FuzzParseBootCmdline(f *testing.F) {
 	f.Add("rd.shell=0 composefs="+digest, "root=/dev/vda rd.timeout=10000000000 panic=-5 rd.break")
 	f.Add("", "composefs="+digest+` root="LABEL=a b" rd.cfsboot.pcr=23 rd.cfsboot.etc=transient rd.break=tpm`)
+	f.Add("composefs.digest=v1-sha512-12:"+hex512, "root=/dev/vda composefs.digest=v1-sha512-12:"+hex512+" composefs.digest=?v2-sha256-12:"+digest)
+	f.Add("rd.shell=0", "root=/dev/vda composefs="+hex512+" composefs.digest=v1-sha256-12:"+digest+" rd.cfsboot.var=shared")
 	f.Fuzz(func(t *testing.T, initrd, kernel string) {
 		c, err := ParseBootCmdline(SplitCmdline(initrd), SplitCmdline(kernel))
 		lenientPolicy(lockedWords(SplitCmdline(initrd), SplitCmdline(kernel)))
@@ -167,6 +169,13 @@ func FuzzParseBootCmdline(f *testing.F) {
 		}
 		if c.Break == StageEarly || c.Break == StageCmdline {
 			t.Fatalf("accepted rd.break=%s", c.Break)
+		}
+		if len(c.Images) == 0 {
+			t.Fatal("accepted a command line naming no image")
+		}
+		// The signed initrd's images are the only ones booted.
+		if signed, err := ComposefsArgs(SplitCmdline(initrd)); err == nil && imagesWords(c) != imagesWords(Config{Images: signed}) {
+			t.Fatalf("initrd images %v, booting %v", signed, c.Images)
 		}
 	})
 }

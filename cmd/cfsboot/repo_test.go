@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand"
@@ -148,5 +150,17 @@ func TestSHA512ImageMountsOnHost(t *testing.T) {
 		if wantAttr := "0x00440002" + strings.TrimSpace(string(oracle)); strings.TrimSpace(attr) != wantAttr {
 			t.Errorf("%s: metacopy %s, want %s", name, attr, wantAttr)
 		}
+	}
+}
+
+// TestPredictSHA512Composefs: pcr predict takes a 128-hex digest and
+// predicts the event composefs:<128 hex>.
+func TestPredictSHA512Composefs(t *testing.T) {
+	d := strings.Repeat("ab", 64)
+	code, out, errOut := cli("pcr", "predict", "--composefs", d, "--banks", "sha256", "--json")
+	sum := sha256.Sum256([]byte("composefs:" + d))
+	want := sha256.Sum256(append(make([]byte, 32), sum[:]...))
+	if code != 0 || !strings.Contains(out, hex.EncodeToString(want[:])) {
+		t.Fatalf("pcr predict: %d %q %q, want %x", code, out, errOut, want)
 	}
 }
