@@ -134,8 +134,6 @@ func reopenRegular(pfd int) (int, error) {
 
 func fileKind(mode uint32) string {
 	switch mode {
-	case unix.S_IFLNK:
-		return "a symlink"
 	case unix.S_IFIFO:
 		return "a FIFO"
 	case unix.S_IFCHR:

@@ -174,3 +174,43 @@ func stateTree(t *testing.T, disk string) []byte {
 	}
 	return b.Bytes()
 }
+
+// TestVerityOptionalEntry: composefs=?<digest> (composefs-rs' "verity
+// optional") is refused by an initrd built without --allow-insecure; one
+// built with it boots an image that has no fs-verity, without the overlay's
+// verity check, and measures composefs-insecure:<digest>, not the verified
+// boot's event.
+func TestVerityOptionalEntry(t *testing.T) {
+	t.Parallel()
+	d := fx.Digest.String()
+	line := strings.Join([]string{"composefs=?" + d, "root=LABEL=cfsroot", "rw", "rd.timeout=20"}, " ")
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: fx.Disk(t, "unsealed-image"), Append: line})
+	expectFailure(t, vm, "cmdline", "composefs=?"+d+": the '?' prefix makes fs-verity optional, and this initrd was not built with --allow-insecure")
+
+	initrd := filepath.Join(t.TempDir(), "initrd-insecure.img")
+	out, err := os.Create(initrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = build.Build(out, build.Spec{Init: filepath.Join(fx.Dir, "cfsboot-init"), ModulesDir: fx.Kernel.Modules, Modules: initrdModules, AllowInsecure: true})
+	out.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm = Boot(t, fx.Kernel, VMOptions{Initrd: initrd, Disk: fx.Disk(t, "unsealed-image"), Append: line, TPM: true})
+	vm.WaitFor(`cfsboot: composefs image ` + d + ` NOT verified: it has no fs-verity`)
+	vm.WaitFor(`cfsboot: measured "composefs-insecure:` + d + `" into PCR 15`)
+	root, err := ParseMountInfo(strings.TrimPrefix(vm.WaitFor(`TESTINIT root mountinfo: `), "TESTINIT root mountinfo: "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root.Source != "composefs:"+d || slices.Contains(root.SuperOptions, "verity=require") {
+		t.Errorf("insecure root mount: %+v", root)
+	}
+	vm.WaitFor(`TESTINIT sha256 /usr/share/cfsboot-test/big: ` + fx.Files["/usr/share/cfsboot-test/big"])
+	vm.WaitFor(`TESTINIT done`)
+	vm.WaitExit()
+	if vm.Has(`measured "composefs:`) {
+		t.Error("an unverified boot was measured as the verified one")
+	}
+}
