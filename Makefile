@@ -16,7 +16,7 @@ DESTDIR ?=
 GOBUILD := $(GO) build -buildvcs=auto
 
 # Debian 12 packages the tests and the demo use.
-APT_PACKAGES := qemu-system-x86 swtpm swtpm-tools ovmf erofs-utils fsverity \
+APT_PACKAGES := qemu-system-x86 swtpm swtpm-tools ovmf erofs-utils fsverity attr \
 	e2fsprogs libssl-dev busybox-static mmdebstrap zstd xz-utils cpio openssl gcc \
 	dosfstools xfsprogs btrfs-progs fdisk kmod bc binutils systemd man-db \
 	sbsigntool efitools mtools libtss2-esys-3.0.2-0 libtss2-tcti-swtpm0 python3-pefile \

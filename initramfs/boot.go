@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"path"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"cfsboot/initramfs/blockdev"
+	"cfsboot/initramfs/layout"
+	"cfsboot/initramfs/setuproot"
 	"cfsboot/verity"
 )
 
@@ -29,12 +32,26 @@ type System interface {
 	WaitRoot(ctx context.Context, spec string) (blockdev.Device, error)
 	// MountRoot mounts the root device nosuid,nodev at Sysroot.
 	MountRoot(dev blockdev.Device, fstype string, readOnly bool, flags string) error
-	// OpenImage opens a regular file for reading without following
-	// symlinks and without opening anything else (FIFO, device).
-	OpenImage(path string) (fd int, err error)
-	Measure(fd int) (verity.Digest, error)
-	MountComposefs(imageFd int, objectsDir string) error
-	SetupState(c Config) error
+	// OpenImage opens images/<name> in the store (a directory below
+	// Sysroot) for reading: a regular file, or a symlink that stays inside
+	// the store to one (composefs-rs links images/<hex> to
+	// ../objects/XX/<rest>); never a FIFO or device. An error wrapping
+	// ErrImageAbsent means the store has no such name, and nothing else
+	// does.
+	OpenImage(store, name string) (fd int, err error)
+	// Measure returns the fs-verity digest the kernel holds for the file.
+	Measure(fd int) (verity.Sum, error)
+	// MountComposefs mounts the image at NewRoot over the store's objects.
+	MountComposefs(img Image, store string, transientRoot bool) error
+	// SetupState mounts /etc and /var of the new root from the state of
+	// the image named deployment, and the root device at /sysroot in it.
+	SetupState(c Config, deployment string) error
+	// SetupRootConf returns the initrd's composefs-setup-root
+	// configuration file (nil when it has none).
+	SetupRootConf() ([]byte, error)
+	// AllowInsecure reports whether the initrd was built to allow
+	// command line entries with the '?' (verity optional) prefix.
+	AllowInsecure() bool
 	// FindInit returns the first candidate that is an executable file in
 	// the new root (resolved inside it).
 	FindInit(candidates []string) (string, error)
@@ -61,7 +78,9 @@ type System interface {
 // policy itself and returns nil where a missing TPM is acceptable).
 type Measurer interface {
 	EnterInitrd() error
-	MeasureComposefs(verity.Digest) error
+	// MeasureComposefs measures the booted image; verified is false only
+	// for a '?' entry whose image had no fs-verity.
+	MeasureComposefs(d verity.Sum, verified bool) error
 	// DebugShell measures that a debug shell starts; an error means the
 	// shell must not start.
 	DebugShell() error
@@ -78,6 +97,23 @@ type Boot struct {
 	stage    string   // the stage running, for failures that have no stage (panics)
 	measurer Measurer // nil until the TPM stage (or a debug shell) opened it
 }
+
+// Image is the composefs image the verify stage chose.
+type Image struct {
+	Arg ComposefsArg
+	Fd  int
+	// Verified: the kernel's fs-verity digest of the image equals the
+	// requested one, and the overlay requires fs-verity of every object.
+	// False only for a '?' entry whose image has no fs-verity (allowed by
+	// the initrd's --allow-insecure).
+	Verified bool
+}
+
+// Name is the image's name in images/ and in state/deploy/.
+func (i Image) Name() string { return i.Arg.Digest.String() }
+
+// ErrImageAbsent: the store has no image of that name.
+var ErrImageAbsent = errors.New("not in the store")
 
 // Failure is a boot failure: the stage and what went wrong there.
 type Failure struct {
@@ -145,10 +181,30 @@ func (b *Boot) prepare() (initrd, kernel []string, c *Config, err error) {
 	}
 	initrd, kernel = SplitCmdline(initrdLine), SplitCmdline(kernelLine)
 	config, err := ParseBootCmdline(initrd, kernel)
+	if err == nil {
+		err = b.checkInsecure(config)
+	}
 	if err != nil {
 		return initrd, kernel, nil, &Failure{StageCmdline, err}
 	}
+	conf, err := b.Sys.SetupRootConf()
+	if err == nil {
+		config.Setup, err = setuproot.Parse(conf)
+	}
+	if err != nil {
+		return initrd, kernel, &config, &Failure{StageCmdline, fmt.Errorf("/%s: %w", layout.SetupRootConf, err)}
+	}
 	return initrd, kernel, &config, nil
+}
+
+// checkInsecure refuses '?' entries unless the initrd allows them.
+func (b *Boot) checkInsecure(c Config) error {
+	for _, a := range c.Images {
+		if a.Optional && !b.Sys.AllowInsecure() {
+			return fmt.Errorf("kernel command line: %s: the '?' prefix makes fs-verity optional, and this initrd was not built with --allow-insecure", a)
+		}
+	}
+	return nil
 }
 
 func (b *Boot) boot(c Config) error {
@@ -163,7 +219,7 @@ func (b *Boot) boot(c Config) error {
 		}
 		return nil
 	}
-	var imageFd int
+	var image Image
 	var init string
 	steps := []struct {
 		name string
@@ -189,16 +245,16 @@ func (b *Boot) boot(c Config) error {
 		}},
 		{StageRoot, func() error { return b.mountRoot(c) }},
 		{StageVerify, func() (err error) {
-			if imageFd, err = b.verify(c); err != nil {
+			if image, err = b.verify(c); err != nil {
 				return err
 			}
-			if err := b.measurer.MeasureComposefs(c.Digest); err != nil {
+			if err := b.measurer.MeasureComposefs(image.Arg.Digest, image.Verified); err != nil {
 				return fmt.Errorf("TPM: %w", err)
 			}
 			return nil
 		}},
-		{StageMount, func() error { return b.Sys.MountComposefs(imageFd, path.Join(Sysroot, c.Store, "objects")) }},
-		{StageState, func() error { return b.Sys.SetupState(c) }},
+		{StageMount, func() error { return b.Sys.MountComposefs(image, c.Store, c.Setup.RootTransient) }},
+		{StageState, func() error { return b.Sys.SetupState(c, image.Name()) }},
 		{StageSwitch, func() (err error) {
 			candidates := []string{"/sbin/init", "/usr/lib/systemd/systemd"}
 			if c.Init != "" {
@@ -256,27 +312,41 @@ func (b *Boot) mountRoot(c Config) error {
 	return b.Sys.MountRoot(dev, fstype, c.ReadOnly, c.RootFlags)
 }
 
-// verify opens the image the command line names and checks the digest the
-// kernel reports for that open file against it.
-func (b *Boot) verify(c Config) (int, error) {
-	image := path.Join(Sysroot, c.Store, "images", c.Digest.String())
-	fd, err := b.Sys.OpenImage(image)
-	if err != nil {
-		return -1, fmt.Errorf("expected composefs image %s: %w", image, err)
+// verify opens the first image of the command line's list that the store
+// has, and checks the digest the kernel reports for that open file against
+// the requested one (algorithm and digest). Only an absent image moves on
+// to the next entry: a present image that fails any check fails the boot.
+func (b *Boot) verify(c Config) (Image, error) {
+	var tried []string
+	for _, a := range c.Images {
+		image := path.Join(Sysroot, c.Store, "images", a.Digest.String())
+		fd, err := b.Sys.OpenImage(c.Store, a.Digest.String())
+		if errors.Is(err, ErrImageAbsent) {
+			b.Sys.Log(fmt.Sprintf("composefs image %s (%s) is not in the store; trying the next", a.Digest, a))
+			tried = append(tried, a.String())
+			continue
+		}
+		if err != nil {
+			return Image{}, fmt.Errorf("expected composefs image %s (%s): %w", image, a, err)
+		}
+		got, err := b.Sys.Measure(fd)
+		switch {
+		case a.Optional && (errors.Is(err, verity.ErrNotEnabled) || errors.Is(err, verity.ErrNotSupported)):
+			b.Sys.Critical(fmt.Sprintf("composefs image %s NOT verified: it has no fs-verity and %s makes it optional (allowed by this initrd's --allow-insecure); measured as composefs-insecure", a.Digest, a))
+			return Image{Arg: a, Fd: fd}, nil
+		case errors.Is(err, verity.ErrNotEnabled):
+			return Image{}, fmt.Errorf("expected fs-verity on %s, found a file without it: the image is not protected", image)
+		case errors.Is(err, verity.ErrNotSupported):
+			return Image{}, fmt.Errorf("expected fs-verity on %s, found a filesystem without fs-verity support", image)
+		case err != nil:
+			return Image{}, fmt.Errorf("measuring %s: %w", image, err)
+		case got != a.Digest:
+			return Image{}, fmt.Errorf("expected fs-verity digest %s:%s (%s), found %s:%s for %s", a.Digest.Algorithm(), a.Digest, a, got.Algorithm(), got, image)
+		}
+		b.Sys.Log(fmt.Sprintf("composefs image %s verified", a.Digest))
+		return Image{Arg: a, Fd: fd, Verified: true}, nil
 	}
-	got, err := b.Sys.Measure(fd)
-	switch {
-	case errors.Is(err, verity.ErrNotEnabled):
-		return -1, fmt.Errorf("expected fs-verity on %s, found a file without it: the image is not protected", image)
-	case errors.Is(err, verity.ErrNotSupported):
-		return -1, fmt.Errorf("expected fs-verity on %s, found a filesystem without fs-verity support", image)
-	case err != nil:
-		return -1, fmt.Errorf("measuring %s: %w", image, err)
-	case got != c.Digest:
-		return -1, fmt.Errorf("expected fs-verity digest %s (composefs=), found %s for %s", c.Digest, got, image)
-	}
-	b.Sys.Log(fmt.Sprintf("composefs image %s verified", c.Digest))
-	return fd, nil
+	return Image{}, fmt.Errorf("expected one of the composefs images the command line names in %s, found none of them (tried %s)", path.Join(Sysroot, c.Store, "images"), strings.Join(tried, ", "))
 }
 
 // breakpoint runs the debug shell rd.break asked for; the boot goes on

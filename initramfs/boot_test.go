@@ -17,7 +17,14 @@ import (
 // fakeSystem records what the boot sequence asked of the machine.
 type fakeSystem struct {
 	cmdline, initrdCmdline string
-	digest                 verity.Digest // what Measure reports
+	digest                 verity.Digest         // what Measure reports
+	absent                 map[string]bool       // image names the store lacks
+	sums                   map[string]verity.Sum // what Measure reports for these names instead
+	conf                   string                // the setup-root configuration file
+	allowInsecure          bool
+	opened                 string // the last image name opened
+	state                  string // the deployment SetupState got
+	mountedImage           Image
 	measure                error
 	openErr                error
 	rootErr                error
@@ -58,18 +65,35 @@ func (f *fakeSystem) MountRoot(d blockdev.Device, fstype string, ro bool, flags 
 	f.call("mountroot " + d.Path + " " + fstype)
 	return nil
 }
-func (f *fakeSystem) OpenImage(p string) (int, error) { f.call("open " + p); return imageFd, f.openErr }
-func (f *fakeSystem) Measure(fd int) (verity.Digest, error) {
+func (f *fakeSystem) OpenImage(store, name string) (int, error) {
+	f.call("open " + store + " " + name)
+	if f.absent[name] {
+		return -1, fmt.Errorf("images/%s: %w", name, ErrImageAbsent)
+	}
+	f.opened = name
+	return imageFd, f.openErr
+}
+func (f *fakeSystem) Measure(fd int) (verity.Sum, error) {
 	f.call("measure")
 	f.measuredFd = fd
-	return f.digest, f.measure
+	if s, ok := f.sums[f.opened]; ok {
+		return s, f.measure
+	}
+	return f.digest.Sum(), f.measure
 }
-func (f *fakeSystem) MountComposefs(fd int, _ string) error {
-	f.call("composefs")
-	f.mountedFd = fd
+func (f *fakeSystem) MountComposefs(img Image, _ string, transientRoot bool) error {
+	f.call(fmt.Sprintf("composefs transient-root=%v", transientRoot))
+	f.mountedFd = img.Fd
+	f.mountedImage = img
 	return nil
 }
-func (f *fakeSystem) SetupState(Config) error { f.call("state"); return nil }
+func (f *fakeSystem) SetupState(c Config, deployment string) error {
+	f.call("state")
+	f.state = deployment
+	return nil
+}
+func (f *fakeSystem) SetupRootConf() ([]byte, error) { return []byte(f.conf), nil }
+func (f *fakeSystem) AllowInsecure() bool            { return f.allowInsecure }
 func (f *fakeSystem) FindInit(c []string) (string, error) {
 	f.call("findinit")
 	return c[0], nil
@@ -103,7 +127,11 @@ func (r recordingMeasurer) record(e string) {
 	r.f.calls = append(r.f.calls, "tpm:"+e)
 }
 func (r recordingMeasurer) EnterInitrd() error { r.record("enter"); return nil }
-func (r recordingMeasurer) MeasureComposefs(d verity.Digest) error {
+func (r recordingMeasurer) MeasureComposefs(d verity.Sum, verified bool) error {
+	if !verified {
+		r.record("composefs-insecure:" + d.String())
+		return nil
+	}
 	r.record("composefs:" + d.String())
 	return nil
 }
@@ -158,7 +186,7 @@ func hasExactly(list []string, s string) bool {
 func TestGoodBootReachesSwitchRoot(t *testing.T) {
 	f := good(t)
 	err, events := run(t, f)
-	want := []string{"early", "modules", "tpm:open", "tpm:enter", "wait LABEL=r", "mountroot /dev/vda ext4", "open /sysroot/composefs/images/" + digest, "measure", "tpm:composefs:" + digest, "composefs", "state", "findinit", "tpm:leave", "switch /sbin/init"}
+	want := []string{"early", "modules", "tpm:open", "tpm:enter", "wait LABEL=r", "mountroot /dev/vda ext4", "open composefs " + digest, "measure", "tpm:composefs:" + digest, "composefs transient-root=false", "state", "findinit", "tpm:leave", "switch /sbin/init"}
 	if strings.Join(f.calls[:len(want)], "|") != strings.Join(want, "|") {
 		t.Fatalf("calls %v\nwant %v", f.calls, want)
 	}
@@ -185,8 +213,9 @@ func TestVerificationFailuresNeverMount(t *testing.T) {
 		mod  func(*fakeSystem)
 		want string
 	}{
-		"wrong digest":   {func(f *fakeSystem) { f.digest = other }, "FAILED at stage verify: expected fs-verity digest " + digest + " (composefs=), found " + other.String()},
-		"missing image":  {func(f *fakeSystem) { f.openErr = errors.New("found no such file") }, "FAILED at stage verify: expected composefs image /sysroot/composefs/images/" + digest + ": found no such file"},
+		"wrong digest":   {func(f *fakeSystem) { f.digest = other }, "FAILED at stage verify: expected fs-verity digest sha256:" + digest + " (composefs=" + digest + "), found sha256:" + other.String()},
+		"missing image":  {func(f *fakeSystem) { f.absent = map[string]bool{digest: true} }, "FAILED at stage verify: expected one of the composefs images the command line names in /sysroot/composefs/images, found none of them (tried composefs=" + digest + ")"},
+		"bad image":      {func(f *fakeSystem) { f.openErr = errors.New("found a FIFO, not a regular file") }, "FAILED at stage verify: expected composefs image /sysroot/composefs/images/" + digest + " (composefs=" + digest + "): found a FIFO, not a regular file"},
 		"no fs-verity":   {func(f *fakeSystem) { f.measure = verity.ErrNotEnabled }, "found a file without it: the image is not protected"},
 		"no fs support":  {func(f *fakeSystem) { f.measure = verity.ErrNotSupported }, "found a filesystem without fs-verity support"},
 		"no root device": {func(f *fakeSystem) { f.rootErr = errors.New("no block device matches") }, "FAILED at stage root: waited 30s for root device: no block device matches"},
@@ -425,5 +454,117 @@ func TestInitrdCmdlineWins(t *testing.T) {
 	run(t, f)
 	if !has(f.critical, "FAILED at stage cmdline: kernel command line: rd.shell: conflicts with rd.shell=0") || has(f.calls, "shell") || has(f.calls, "modules") {
 		t.Fatalf("calls %v messages %v", f.calls, f.critical)
+	}
+}
+
+// TestImageListTriedInOrder: the first image of the command line's list
+// that the store has boots, whatever its algorithm; the state and the
+// measurement are that image's.
+func TestImageListTriedInOrder(t *testing.T) {
+	absent := verity.SHA512.ComputeBytes([]byte("absent"))
+	present := verity.SHA512.ComputeBytes([]byte("present"))
+	f := good(t)
+	f.cmdline = "root=/dev/vda composefs.digest=v1-sha512-12:" + absent.String() + " composefs.digest=v1-sha512-12:" + present.String() + " composefs=" + digest
+	f.absent = map[string]bool{absent.String(): true}
+	f.sums = map[string]verity.Sum{present.String(): present}
+	_, events := run(t, f)
+	want := []string{"open composefs " + absent.String(), "open composefs " + present.String(), "measure", "tpm:composefs:" + present.String()}
+	got := strings.Join(f.calls, "|")
+	if !strings.Contains(got, strings.Join(want, "|")) || strings.Contains(got, "open composefs "+digest) {
+		t.Fatalf("calls %v", f.calls)
+	}
+	if f.state != present.String() || f.mountedImage.Name() != present.String() || !f.mountedImage.Verified {
+		t.Fatalf("state %q, mounted %+v", f.state, f.mountedImage)
+	}
+	if strings.Join(events, " ") != "enter composefs:"+present.String()+" leave" {
+		t.Fatalf("measurements %v", events)
+	}
+	if !has(f.messages, "composefs image "+absent.String()+" (composefs.digest=v1-sha512-12:"+absent.String()+") is not in the store; trying the next") {
+		t.Fatalf("messages %v", f.messages)
+	}
+}
+
+// TestPresentBadImageIsNotSkipped: only an absent image moves on to the
+// next entry; a present image that fails (wrong digest, wrong algorithm,
+// no fs-verity, unreadable) fails the boot even when a later entry would
+// verify.
+func TestPresentBadImageIsNotSkipped(t *testing.T) {
+	first := verity.SHA512.ComputeBytes([]byte("first"))
+	sameBytes, _ := verity.NewSum(verity.SHA256, first.Bytes()[:32])
+	for name, c := range map[string]struct {
+		mod  func(*fakeSystem)
+		want string
+	}{
+		"wrong digest": {func(f *fakeSystem) { f.sums = map[string]verity.Sum{first.String(): verity.SHA512.ComputeBytes(nil)} }, "expected fs-verity digest sha512:" + first.String()},
+		// The kernel reports the algorithm: a SHA-256 seal is not a
+		// SHA-512 one, whatever the bytes.
+		"wrong algorithm": {func(f *fakeSystem) { f.sums = map[string]verity.Sum{first.String(): sameBytes} }, "found sha256:"},
+		"no fs-verity":    {func(f *fakeSystem) { f.measure = verity.ErrNotEnabled }, "found a file without it"},
+		"unreadable":      {func(f *fakeSystem) { f.openErr = errors.New("found a symlink leading out of the store") }, "(composefs.digest=v1-sha512-12:" + first.String() + "): found a symlink leading out of the store"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := good(t)
+			f.cmdline = "root=/dev/vda composefs.digest=v1-sha512-12:" + first.String() + " composefs=" + digest
+			c.mod(f)
+			err, events := run(t, f)
+			if err == nil || !strings.Contains(err.Error(), "FAILED at stage verify: ") || !has(f.messages, c.want) {
+				t.Fatalf("%v; messages %v, want %q", err, f.messages, c.want)
+			}
+			if has(f.calls, "open composefs "+digest) || has(f.calls, "composefs transient") || has(events, "composefs:") {
+				t.Fatalf("went on after a bad present image: %v %v", f.calls, events)
+			}
+		})
+	}
+}
+
+// TestVerityOptionalEntries: '?' is refused unless the initrd allows it;
+// allowed, an image without fs-verity boots unverified and is measured as
+// composefs-insecure, while one with fs-verity is still checked.
+func TestVerityOptionalEntries(t *testing.T) {
+	f := good(t)
+	f.cmdline = "root=/dev/vda composefs=?" + digest
+	err, _ := run(t, f)
+	if err == nil || !strings.Contains(err.Error(), "FAILED at stage cmdline: kernel command line: composefs=?"+digest+": the '?' prefix makes fs-verity optional, and this initrd was not built with --allow-insecure") || has(f.calls, "modules") {
+		t.Fatalf("%v %v", err, f.calls)
+	}
+
+	f = good(t)
+	f.cmdline, f.allowInsecure, f.measure = "root=/dev/vda composefs=?"+digest, true, verity.ErrNotEnabled
+	_, events := run(t, f)
+	if f.mountedImage.Verified || f.mountedImage.Name() != digest || strings.Join(events, " ") != "enter composefs-insecure:"+digest+" leave" {
+		t.Fatalf("mounted %+v, measured %v", f.mountedImage, events)
+	}
+	if !has(f.critical, "composefs image "+digest+" NOT verified") {
+		t.Fatalf("critical %v", f.critical)
+	}
+
+	f = good(t)
+	f.cmdline, f.allowInsecure, f.digest = "root=/dev/vda composefs=?"+digest, true, verity.ComputeBytes([]byte("x"))
+	err, _ = run(t, f)
+	if err == nil || !strings.Contains(err.Error(), "FAILED at stage verify: expected fs-verity digest") {
+		t.Fatal(err)
+	}
+	f = good(t)
+	f.cmdline, f.allowInsecure = "root=/dev/vda composefs=?"+digest, true
+	_, events = run(t, f)
+	if !f.mountedImage.Verified || !has(events, "composefs:"+digest) {
+		t.Fatalf("mounted %+v, measured %v", f.mountedImage, events)
+	}
+}
+
+// TestSetupRootConf: the initrd's setup-root configuration reaches the
+// mount and state stages; a malformed one fails before anything mounts.
+func TestSetupRootConf(t *testing.T) {
+	f := good(t)
+	f.conf = "[root]\ntransient = true\n"
+	run(t, f)
+	if !has(f.calls, "composefs transient-root=true") {
+		t.Fatalf("calls %v", f.calls)
+	}
+	f = good(t)
+	f.conf = "[etc]\nmount = \"tmpfs\"\n"
+	err, _ := run(t, f)
+	if err == nil || !strings.Contains(err.Error(), `FAILED at stage cmdline: /usr/lib/composefs/setup-root-conf.toml: line 2: mount = "tmpfs": unknown mount type`) || has(f.calls, "modules") {
+		t.Fatalf("%v %v", err, f.calls)
 	}
 }

@@ -3,6 +3,7 @@ package initramfs
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"cfsboot/verity"
@@ -94,10 +95,12 @@ func ParseComposefsLegacy(value string) (ComposefsArg, error) {
 var ErrNoComposefsArg = errors.New("no composefs.digest= or composefs= on the kernel command line")
 
 // ComposefsArgs returns the images the command line words name, in the
-// order to try them: every composefs.digest= in command line order, then
-// the last composefs= (later words win, as for every other key; composefs-rs
-// too tries composefs= only after composefs.digest=). Any malformed value is
-// an error, never skipped.
+// order to try them: every composefs.digest= in command line order (a
+// repeat of an earlier one dropped), then the last composefs= (later words
+// win, as for every other key; composefs-boot's cmdline.rs also reads
+// composefs.digest= first and falls back to composefs=, while
+// composefs-setup-root keeps the command line's order). Any malformed
+// value is an error, never skipped.
 func ComposefsArgs(words []string) ([]ComposefsArg, error) {
 	var args []ComposefsArg
 	var legacy *ComposefsArg
@@ -109,7 +112,9 @@ func ComposefsArgs(words []string) ([]ComposefsArg, error) {
 			if err != nil {
 				return nil, fmt.Errorf("kernel command line: %w", err)
 			}
-			args = append(args, a)
+			if !slices.Contains(args, a) { // a repeat names an image already tried
+				args = append(args, a)
+			}
 		case KeyComposefs:
 			a, err := ParseComposefsLegacy(value)
 			if err != nil {

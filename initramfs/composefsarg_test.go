@@ -27,11 +27,17 @@ func TestComposefsArgsAccepted(t *testing.T) {
 		{[]string{"composefs.digest=v2-sha512-12:" + hex512}, []string{"composefs.digest=v2-sha512-12:" + hex512}},
 		{[]string{"composefs.digest=?v1-sha256-12:" + hex256}, []string{"composefs.digest=?v1-sha256-12:" + hex256}},
 		{[]string{"composefs.digest=?v2-sha512-12:" + hex512}, []string{"composefs.digest=?v2-sha512-12:" + hex512}},
-		// Repeats and mixed algorithms keep their order; composefs= comes last
-		// whatever its place, and only the last composefs= counts.
+		// Mixed algorithms keep their order, a repeat is tried once;
+		// composefs= comes last whatever its place, and only the last
+		// composefs= counts.
 		{
 			[]string{"root=UUID=x", "composefs=" + hex512, "composefs.digest=v1-sha512-12:" + hex512, "rw", "composefs.digest=v2-sha256-12:" + hex256, "composefs=" + hex256, "composefs.digest=v1-sha512-12:" + hex512},
-			[]string{"composefs.digest=v1-sha512-12:" + hex512, "composefs.digest=v2-sha256-12:" + hex256, "composefs.digest=v1-sha512-12:" + hex512, "composefs=" + hex256},
+			[]string{"composefs.digest=v1-sha512-12:" + hex512, "composefs.digest=v2-sha256-12:" + hex256, "composefs=" + hex256},
+		},
+		// The same digest with and without '?' are two entries.
+		{
+			[]string{"composefs.digest=?v1-sha256-12:" + hex256, "composefs.digest=v1-sha256-12:" + hex256},
+			[]string{"composefs.digest=?v1-sha256-12:" + hex256, "composefs.digest=v1-sha256-12:" + hex256},
 		},
 		// Lookalike keys are not ours.
 		{[]string{"composefs.digests=x", "rd.composefs=x", "composefs=" + hex256}, []string{"composefs=" + hex256}},

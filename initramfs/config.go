@@ -15,13 +15,14 @@
 package initramfs
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"cfsboot/initramfs/layout"
-	"cfsboot/verity"
+	"cfsboot/initramfs/setuproot"
 )
 
 // Stage names, in boot order.
@@ -49,10 +50,17 @@ const (
 	TPMOff     = "off"
 )
 
-// /etc policies (rd.cfsboot.etc=).
+// /etc policies (rd.cfsboot.etc=); unset, the setup-root configuration
+// decides (overlay by default, which is persistent).
 const (
 	EtcPersistent = "persistent" // the /etc upper layer lives on the state directory
 	EtcTransient  = "transient"  // the /etc upper layer lives in memory
+)
+
+// Where /var's state lives (rd.cfsboot.var=).
+const (
+	VarDeploy = "deploy" // state/deploy/<image>/var, as composefs-setup-root and bootc have it
+	VarShared = "shared" // state/var, one /var for every image (cfsboot's first layout)
 )
 
 // Limits of numeric values: large enough for any real use, small enough
@@ -65,7 +73,9 @@ const (
 
 // Config is what the kernel command line asks of the init.
 type Config struct {
-	Digest        verity.Digest // composefs=: the only image this init boots
+	// Images are the composefs images the command line names, in the
+	// order to try them (ComposefsArgs): the first one in the store boots.
+	Images        []ComposefsArg
 	Root          string        // root=: UUID=, PARTUUID=, LABEL= or /dev/...
 	RootFSType    string        // rootfstype=
 	RootFlags     string        // rootflags=
@@ -81,7 +91,23 @@ type Config struct {
 	TPM           string        // rd.cfsboot.tpm=
 	PCR           int           // rd.cfsboot.pcr=
 	MeasurePhases bool          // rd.cfsboot.measure-phases=
-	Etc           string        // rd.cfsboot.etc=
+	Etc           string        // rd.cfsboot.etc= ("" when unset)
+	Var           string        // rd.cfsboot.var=
+	// Setup is the initrd's composefs-setup-root configuration (not from
+	// the command line: the Boot reads it with the initrd's other files).
+	Setup setuproot.Config
+}
+
+// EtcMount is how /etc is set up: rd.cfsboot.etc= when given, else the
+// setup-root configuration's (overlay by default).
+func (c Config) EtcMount() setuproot.MountType {
+	switch c.Etc {
+	case EtcTransient:
+		return setuproot.Transient
+	case EtcPersistent:
+		return setuproot.Overlay
+	}
+	return c.Setup.EtcMount()
 }
 
 // DefaultConfig holds the values of keys the command line leaves out.
@@ -92,7 +118,7 @@ func DefaultConfig() Config {
 		State:       "state",
 		TPM:         TPMAuto,
 		PCR:         15,
-		Etc:         EtcPersistent,
+		Var:         VarDeploy,
 	}
 }
 
@@ -102,12 +128,16 @@ func DefaultConfig() Config {
 // own are errors, never guesses.
 func ParseCmdline(words []string) (Config, error) {
 	c := DefaultConfig()
-	set, err := parseWords(&c, words)
-	if err != nil {
+	if _, err := parseWords(&c, words); err != nil {
 		return c, err
 	}
-	if !set["composefs"] {
-		return c, fmt.Errorf("kernel command line: composefs=<64 hex digits> is required: this init boots only a verified composefs root")
+	var err error
+	c.Images, err = ComposefsArgs(words)
+	if errors.Is(err, ErrNoComposefsArg) {
+		return c, fmt.Errorf("kernel command line: composefs.digest=v1-sha512-12:<hex> (or sha256) or composefs=<64 or 128 hex digits> is required: this init boots only a verified composefs root")
+	}
+	if err != nil {
+		return c, err
 	}
 	if c.Root == "" {
 		return c, fmt.Errorf("kernel command line: root= is required (UUID=, PARTUUID=, LABEL= or a /dev path)")
@@ -119,12 +149,13 @@ func ParseCmdline(words []string) (Config, error) {
 // inside the UKI) fixes: the kernel command line (editable in the boot
 // loader) may repeat them but not change them.
 var lockedKeys = map[string]func(Config) any{
-	"composefs":      func(c Config) any { return c.Digest },
-	"rd.shell":       func(c Config) any { return c.Shell },
-	"rd.break":       func(c Config) any { return c.Break },
-	"rd.cfsboot.tpm": func(c Config) any { return c.TPM },
-	"rd.cfsboot.pcr": func(c Config) any { return c.PCR },
-	"rd.cfsboot.etc": func(c Config) any { return c.Etc },
+	KeyComposefs:       imagesWords,
+	KeyComposefsDigest: imagesWords,
+	"rd.shell":         func(c Config) any { return c.Shell },
+	"rd.break":         func(c Config) any { return c.Break },
+	"rd.cfsboot.tpm":   func(c Config) any { return c.TPM },
+	"rd.cfsboot.pcr":   func(c Config) any { return c.PCR },
+	"rd.cfsboot.etc":   func(c Config) any { return c.Etc },
 }
 
 // ParseBootCmdline reads the initrd's command line file and the kernel's:
@@ -141,13 +172,26 @@ func ParseBootCmdline(initrd, kernel []string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("initrd command line (/%s): %w", layout.CmdlineFile, err)
 	}
+	if fromInitrd.Images, err = ComposefsArgs(initrd); err != nil && !errors.Is(err, ErrNoComposefsArg) {
+		return c, fmt.Errorf("initrd command line (/%s): %w", layout.CmdlineFile, err)
+	}
 	for key, value := range lockedKeys {
 		if set[key] && value(c) != value(fromInitrd) {
 			return c, fmt.Errorf("kernel command line: %s: conflicts with %s in the initrd's signed command line (/%s), which the kernel command line cannot override",
-				lastWord(kernel, key), lastWord(initrd, key), layout.CmdlineFile)
+				lockedWord(kernel, key), lockedWord(initrd, key), layout.CmdlineFile)
 		}
 	}
 	return c, nil
+}
+
+// imagesWords is the list of images as one comparable value: the signed
+// initrd naming any image fixes the whole list.
+func imagesWords(c Config) any {
+	var words []string
+	for _, a := range c.Images {
+		words = append(words, a.String())
+	}
+	return strings.Join(words, " ")
 }
 
 // lockedWords drops the kernel's words for locked keys the initrd sets, for
@@ -162,6 +206,21 @@ func lockedWords(initrd, kernel []string) []string {
 		words = append(words, w)
 	}
 	return words
+}
+
+// lockedWord is the word that set a locked key: for the image keys, the
+// last word of either (they lock together).
+func lockedWord(words []string, key string) string {
+	if key == KeyComposefs || key == KeyComposefsDigest {
+		last := ""
+		for _, w := range words {
+			if k, _, _ := strings.Cut(w, "="); k == KeyComposefs || k == KeyComposefsDigest {
+				last = w
+			}
+		}
+		return last
+	}
+	return lastWord(words, key)
 }
 
 func lastWord(words []string, key string) string {
@@ -181,8 +240,12 @@ func parseWords(c *Config, words []string) (map[string]bool, error) {
 		key, value, hasValue := strings.Cut(w, "=")
 		var err error
 		switch key {
-		case "composefs":
-			c.Digest, err = verity.ParseDigest(value)
+		case KeyComposefs, KeyComposefsDigest:
+			// Read in order by ComposefsArgs; checked here so that a
+			// malformed one fails like any other key (its error names it).
+			if _, err := ComposefsArgs([]string{w}); err != nil {
+				return set, err
+			}
 		case "root":
 			c.Root, err = nonEmpty(value)
 		case "rootfstype":
@@ -222,6 +285,8 @@ func parseWords(c *Config, words []string) (map[string]bool, error) {
 			c.MeasurePhases, err = flag(value, hasValue)
 		case "rd.cfsboot.etc":
 			c.Etc, err = oneOf(value, EtcPersistent, EtcTransient)
+		case "rd.cfsboot.var":
+			c.Var, err = oneOf(value, VarDeploy, VarShared)
 		default:
 			if strings.HasPrefix(key, "rd.cfsboot.") {
 				err = fmt.Errorf("unknown cfsboot option")

@@ -18,10 +18,10 @@ func TestParseCmdline(t *testing.T) {
 	want := Config{
 		Root: "LABEL=cfsroot", RootFSType: "ext4", RootFlags: "noatime", ReadOnly: true,
 		Init: "/usr/lib/systemd/systemd", RootTimeout: 5 * time.Second, Shell: true, Break: StageVerify,
-		Reboot: true, PanicDelay: 10, Store: "cfs/store", State: "st", TPM: TPMRequire, PCR: 12, MeasurePhases: true, Etc: EtcPersistent,
+		Reboot: true, PanicDelay: 10, Store: "cfs/store", State: "st", TPM: TPMRequire, PCR: 12, MeasurePhases: true, Var: VarDeploy,
 	}
-	want.Digest = c.Digest
-	if c.Digest.String() != digest || !reflect.DeepEqual(c, want) {
+	want.Images = c.Images
+	if len(c.Images) != 1 || c.Images[0].String() != "composefs="+digest || !reflect.DeepEqual(c, want) {
 		t.Fatalf("got %+v\nwant %+v", c, want)
 	}
 	// Later words win; defaults apply.
@@ -34,9 +34,13 @@ func TestParseCmdline(t *testing.T) {
 func TestParseCmdlineRejects(t *testing.T) {
 	base := "composefs=" + digest + " root=/dev/vda "
 	for _, c := range []struct{ cmdline, want string }{
-		{"root=/dev/vda", "composefs=<64 hex digits> is required"},
-		{"composefs=xyz root=/dev/vda", "composefs=xyz: fs-verity digest"},
-		{"composefs=" + digest[:63] + " root=/dev/vda", "want 64 hex digits"},
+		{"root=/dev/vda", "composefs.digest=v1-sha512-12:<hex> (or sha256) or composefs=<64 or 128 hex digits> is required"},
+		{"composefs=xyz root=/dev/vda", "kernel command line: composefs=xyz: "},
+		{"composefs=" + digest[:63] + " root=/dev/vda", "kernel command line: composefs=" + digest[:63] + ": "},
+		{"composefs.digest=v1-sha512-12:" + digest + " root=/dev/vda", "kernel command line: composefs.digest=v1-sha512-12:" + digest + ": "},
+		{"composefs.digest=v3-sha256-12:" + digest + " root=/dev/vda", "unsupported format version"},
+		{base + "composefs.digest=v1-sha256-12:" + digest[:63], "composefs.digest=v1-sha256-12:" + digest[:63] + ": "},
+		{base + "rd.cfsboot.var=tmp", "want deploy, shared"},
 		{"composefs=" + digest, "root= is required"},
 		{base + "root=", "root=: empty value"},
 		{base + "init=sbin/init", "want an absolute path"},
@@ -76,12 +80,19 @@ func TestSplitCmdline(t *testing.T) {
 func TestParseCmdlineValues(t *testing.T) {
 	base := "composefs=" + digest + " root=/dev/vda "
 	for cmdline, want := range map[string]func(Config) bool{
-		"rd.break":                 func(c Config) bool { return c.Break == StageSwitch }, // dracut: before switch_root
-		"rd.break=tpm":             func(c Config) bool { return c.Break == StageTPM },
-		"panic=-1":                 func(c Config) bool { return c.Reboot && c.PanicDelay == 0 },
-		"panic=0":                  func(c Config) bool { return !c.Reboot },
-		"rd.timeout=3600":          func(c Config) bool { return c.RootTimeout == time.Hour },
-		"rd.cfsboot.etc=transient": func(c Config) bool { return c.Etc == EtcTransient },
+		"rd.break":                  func(c Config) bool { return c.Break == StageSwitch }, // dracut: before switch_root
+		"rd.break=tpm":              func(c Config) bool { return c.Break == StageTPM },
+		"panic=-1":                  func(c Config) bool { return c.Reboot && c.PanicDelay == 0 },
+		"panic=0":                   func(c Config) bool { return !c.Reboot },
+		"rd.timeout=3600":           func(c Config) bool { return c.RootTimeout == time.Hour },
+		"rd.cfsboot.etc=transient":  func(c Config) bool { return c.Etc == EtcTransient && c.EtcMount() == "transient" },
+		"rd.cfsboot.etc=persistent": func(c Config) bool { return c.EtcMount() == "overlay" },
+		"quiet":                     func(c Config) bool { return c.Etc == "" && c.EtcMount() == "overlay" && c.Var == VarDeploy },
+		"rd.cfsboot.var=shared":     func(c Config) bool { return c.Var == VarShared },
+		// Every image entry, in the order to try them.
+		"composefs.digest=v1-sha512-12:" + hex512 + " composefs.digest=?v2-sha256-12:" + hex256: func(c Config) bool {
+			return imagesWords(c) == "composefs.digest=v1-sha512-12:"+hex512+" composefs.digest=?v2-sha256-12:"+hex256+" composefs="+digest
+		},
 	} {
 		c, err := ParseCmdline(SplitCmdline(base + cmdline))
 		if err != nil || !want(c) {
@@ -98,6 +109,8 @@ func TestInitrdCmdlineLocksSecurityKeys(t *testing.T) {
 	initrd := SplitCmdline("composefs=" + digest + " rd.shell=0 rd.cfsboot.tpm=require rd.cfsboot.pcr=15 rd.cfsboot.etc=transient")
 	for _, kernel := range []string{
 		"composefs=" + other,
+		"composefs.digest=v1-sha256-12:" + digest, // naming the same image differently is a change too
+		"composefs.digest=v1-sha512-12:" + hex512,
 		"rd.shell",
 		"rd.shell=1",
 		"rd.cfsboot.tpm=off",
@@ -113,6 +126,18 @@ func TestInitrdCmdlineLocksSecurityKeys(t *testing.T) {
 	c, err := ParseBootCmdline(initrd, SplitCmdline("root=/dev/vda rd.shell=no composefs="+digest+" rd.timeout=5 ro"))
 	if err != nil || c.Shell || !c.ReadOnly || c.TPM != TPMRequire {
 		t.Fatalf("%+v %v", c, err)
+	}
+	// The same with composefs.digest= in the initrd, repeated by the kernel.
+	signed := SplitCmdline("composefs.digest=v1-sha512-12:" + hex512 + " composefs.digest=v1-sha256-12:" + digest)
+	c, err = ParseBootCmdline(signed, SplitCmdline("root=/dev/vda composefs.digest=v1-sha512-12:"+hex512))
+	if err != nil || imagesWords(c) != "composefs.digest=v1-sha512-12:"+hex512+" composefs.digest=v1-sha256-12:"+digest {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, kernel := range []string{"composefs=" + digest, "composefs.digest=?v1-sha512-12:" + hex512, "composefs.digest=v1-sha256-12:" + other} {
+		_, err := ParseBootCmdline(signed, SplitCmdline("root=/dev/vda "+kernel))
+		if err == nil || !strings.Contains(err.Error(), kernel+": conflicts with composefs.digest=v1-sha256-12:"+digest) {
+			t.Errorf("kernel %s over the initrd's %v: %v", kernel, signed, err)
+		}
 	}
 	// A key the initrd leaves out stays the kernel's to set.
 	c, err = ParseBootCmdline(SplitCmdline("rd.cfsboot.tpm=require"), SplitCmdline("composefs="+digest+" root=/dev/vda rd.shell"))
@@ -131,6 +156,8 @@ func TestInitrdCmdlineLocksSecurityKeys(t *testing.T) {
 func FuzzParseBootCmdline(f *testing.F) {
 	f.Add("rd.shell=0 composefs="+digest, "root=/dev/vda rd.timeout=10000000000 panic=-5 rd.break")
 	f.Add("", "composefs="+digest+` root="LABEL=a b" rd.cfsboot.pcr=23 rd.cfsboot.etc=transient rd.break=tpm`)
+	f.Add("composefs.digest=v1-sha512-12:"+hex512, "root=/dev/vda composefs.digest=v1-sha512-12:"+hex512+" composefs.digest=?v2-sha256-12:"+digest)
+	f.Add("rd.shell=0", "root=/dev/vda composefs="+hex512+" composefs.digest=v1-sha256-12:"+digest+" rd.cfsboot.var=shared")
 	f.Fuzz(func(t *testing.T, initrd, kernel string) {
 		c, err := ParseBootCmdline(SplitCmdline(initrd), SplitCmdline(kernel))
 		lenientPolicy(lockedWords(SplitCmdline(initrd), SplitCmdline(kernel)))
@@ -142,6 +169,13 @@ func FuzzParseBootCmdline(f *testing.F) {
 		}
 		if c.Break == StageEarly || c.Break == StageCmdline {
 			t.Fatalf("accepted rd.break=%s", c.Break)
+		}
+		if len(c.Images) == 0 {
+			t.Fatal("accepted a command line naming no image")
+		}
+		// The signed initrd's images are the only ones booted.
+		if signed, err := ComposefsArgs(SplitCmdline(initrd)); err == nil && imagesWords(c) != imagesWords(Config{Images: signed}) {
+			t.Fatalf("initrd images %v, booting %v", signed, c.Images)
 		}
 	})
 }

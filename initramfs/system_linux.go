@@ -29,9 +29,8 @@ type Linux struct {
 
 // Paths in the initramfs (below /run, which moves into the new root).
 const (
-	imageMount   = "/run/cfsboot/image"
-	volatile     = "/run/cfsboot/volatile"
-	transientEtc = "/run/cfsboot/etc"
+	imageMount = "/run/cfsboot/image"
+	volatile   = "/run/cfsboot/volatile"
 )
 
 func (s *Linux) MountEarly() error {
@@ -72,6 +71,19 @@ func (s *Linux) Cmdline() (string, string, error) {
 		return "", "", err
 	}
 	return string(kernel), string(initrd), nil
+}
+
+func (s *Linux) SetupRootConf() ([]byte, error) {
+	data, err := os.ReadFile("/" + layout.SetupRootConf)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return data, err
+}
+
+func (s *Linux) AllowInsecure() bool {
+	_, err := os.Lstat("/" + layout.AllowInsecure)
+	return err == nil
 }
 
 func (s *Linux) LoadModules() ([]string, error) { return modload.LoadAll("/" + layout.ModulesDir) }

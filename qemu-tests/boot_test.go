@@ -49,8 +49,8 @@ func TestGoodBoot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if root.FSType != "overlay" || !slices.Contains(root.MountOptions, "ro") {
-			t.Errorf("root is not a read-only overlay mount: %s", line)
+		if root.FSType != "overlay" || !slices.Contains(root.MountOptions, "ro") || root.Source != "composefs:"+fx.Digest.String() {
+			t.Errorf("root is not a read-only overlay mount named composefs:<digest>: %s", line)
 		}
 		for _, want := range []string{"ro", "verity=require", "metacopy=on", "redirect_dir=on"} {
 			if !slices.Contains(root.SuperOptions, want) {
@@ -95,14 +95,14 @@ func TestWrongDigest(t *testing.T) {
 		t.Parallel()
 		other := verity.ComputeBytes([]byte("not the image"))
 		vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: fx.Disk(t, "sealed"), Append: cmdline(other.String())})
-		expectFailure(t, vm, "verify", "expected composefs image /sysroot/composefs/images/"+other.String()+": found no such file")
+		expectFailure(t, vm, "verify", "expected one of the composefs images the command line names in /sysroot/composefs/images, found none of them (tried composefs="+other.String()+")")
 	})
 	t.Run("mismatch", func(t *testing.T) {
 		t.Parallel()
 		disk := fx.Disk(t, "sealed")
 		ReplaceFile(t, disk, "composefs/images/"+fx.Digest.String(), "composefs/images/"+fx.OtherDigest.String())
 		vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: disk, Append: cmdline(fx.Digest.String())})
-		expectFailure(t, vm, "verify", "expected fs-verity digest "+fx.Digest.String()+" (composefs=), found "+fx.OtherDigest.String()+" for /sysroot/composefs/images/"+fx.Digest.String())
+		expectFailure(t, vm, "verify", "expected fs-verity digest sha256:"+fx.Digest.String()+" (composefs="+fx.Digest.String()+"), found sha256:"+fx.OtherDigest.String()+" for /sysroot/composefs/images/"+fx.Digest.String())
 	})
 }
 
@@ -112,7 +112,7 @@ func TestImageRenamedToWrongDigest(t *testing.T) {
 	other := verity.ComputeBytes([]byte("impostor"))
 	Debugfs(t, disk, fmt.Sprintf("ln /composefs/images/%s /composefs/images/%s", fx.Digest, other))
 	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdShell, Disk: disk, Append: cmdline(other.String())})
-	expectFailure(t, vm, "verify", "expected fs-verity digest "+other.String()+" (composefs=), found "+fx.Digest.String())
+	expectFailure(t, vm, "verify", "expected fs-verity digest sha256:"+other.String()+" (composefs="+other.String()+"), found sha256:"+fx.Digest.String())
 }
 
 func TestTamperedImage(t *testing.T) {

@@ -153,9 +153,11 @@ func buildDebian(t *testing.T) (*DebianRoot, error) {
 		return nil, err
 	}
 	d := &DebianRoot{disk: filepath.Join(dir, "disk.img")}
-	if d.Digest, _, err = st.Commit(tr, erofs.DefaultOptions()); err != nil {
+	sum, _, err := st.Commit(tr, erofs.DefaultOptions())
+	if err != nil {
 		return nil, err
 	}
+	d.Digest, _ = sum.Digest()
 	if err := fx.provisionDisk(t, staging, d.disk, "1G", ""); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"cfsboot/gen/erofs"
+	"cfsboot/gen/repometa"
 	"cfsboot/gen/source"
 	"cfsboot/gen/store"
 	"cfsboot/initramfs/build"
@@ -33,10 +34,14 @@ type Fixture struct {
 	InitrdNoShell string // cfsboot-init + modules
 	Provision     string // provisioning initrd
 	Digest        verity.Digest
-	OtherDigest   verity.Digest     // a second image in the same store (another /etc/os-release)
-	Files         map[string]string // path in the image -> sha256 hex
-	BigObject     string            // store-relative path of /usr/share/cfsboot-test/big's object
-	CfsbootBin    string            // host cfsboot CLI
+	OtherDigest   verity.Digest // a second image in the same store (another /etc/os-release)
+	// RepoDigest is the test tree's V1 image in a composefs-rs repository
+	// (meta.json fsverity-sha512-12, images as symlinks), on the
+	// "composefs-rs" disk.
+	RepoDigest verity.Sum
+	Files      map[string]string // path in the image -> sha256 hex
+	BigObject  string            // store-relative path of /usr/share/cfsboot-test/big's object
+	CfsbootBin string            // host cfsboot CLI
 
 	once  sync.Map // disk name -> *diskOnce
 	setup error
@@ -149,7 +154,12 @@ func (f *Fixture) buildImage() error {
 	if err != nil {
 		return err
 	}
-	if f.Digest, _, err = st.Commit(tr, erofs.DefaultOptions()); err != nil {
+	d, _, err := st.Commit(tr, erofs.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	f.Digest, _ = d.Digest()
+	if err := f.stageRepository(root); err != nil {
 		return err
 	}
 	bigNode := tr.Lookup("usr").Lookup("share").Lookup("cfsboot-test").Lookup("big")
@@ -161,12 +171,49 @@ func (f *Fixture) buildImage() error {
 	if tr, err = source.Dir(root, source.Options{}); err != nil {
 		return err
 	}
-	f.OtherDigest, _, err = st.Commit(tr, erofs.DefaultOptions())
-	return err
+	if d, _, err = st.Commit(tr, erofs.DefaultOptions()); err != nil {
+		return err
+	}
+	f.OtherDigest, _ = d.Digest()
+	return nil
+}
+
+// stageRepository stages the tree at root as composefs-rs and bootc lay a
+// disk out: a repository with meta.json (fsverity-sha512-12, V1 images,
+// images/<hex> symlinks to their objects) and the deployment's state,
+// state/deploy/<hex>/{etc,var} with var a link to the shared
+// ../../os/default/var.
+func (f *Fixture) stageRepository(root string) error {
+	staging := filepath.Join(f.Dir, "staging-repo")
+	meta, err := repometa.New(verity.SHA512, repometa.Formats{Default: repometa.FormatV1})
+	if err != nil {
+		return err
+	}
+	st, err := store.Create(filepath.Join(staging, "provision"), meta)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tr, err := source.Walk(root, source.Options{})
+	if err != nil {
+		return err
+	}
+	if f.RepoDigest, _, err = st.Commit(tr, st.Formats()[0].Options()); err != nil {
+		return err
+	}
+	deploy := filepath.Join(staging, "state", "deploy", f.RepoDigest.String())
+	for _, d := range []string{filepath.Join(deploy, "etc"), filepath.Join(staging, "state", "os", "default", "var")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	return os.Symlink("../../os/default/var", filepath.Join(deploy, "var"))
 }
 
 // Disk returns a private copy of a provisioned root disk: "sealed" has
-// fs-verity on every object and image, "unsealed-image" on the objects only.
+// fs-verity on every object and image, "unsealed-image" on the objects
+// only, "composefs-rs" is RepoDigest's repository and state as
+// composefs-rs and bootc lay them out.
 func (f *Fixture) Disk(t testing.TB, kind string) string {
 	t.Helper()
 	v, _ := f.once.LoadOrStore(kind, &diskOnce{})
@@ -182,11 +229,14 @@ func (f *Fixture) Disk(t testing.TB, kind string) string {
 
 func (f *Fixture) provision(t testing.TB, kind string) (string, error) {
 	disk := filepath.Join(f.Dir, "disk-"+kind+".img")
-	appendLine := ""
-	if kind == "unsealed-image" {
+	appendLine, staging := "", filepath.Join(f.Dir, "staging")
+	switch kind {
+	case "unsealed-image":
 		appendLine = "provision.skip=images"
+	case "composefs-rs":
+		staging = filepath.Join(f.Dir, "staging-repo")
 	}
-	return disk, f.provisionDisk(t, filepath.Join(f.Dir, "staging"), disk, "128M", appendLine)
+	return disk, f.provisionDisk(t, staging, disk, "128M", appendLine)
 }
 
 // provisionDisk makes an ext4 (-O verity) root disk from a staging tree

@@ -45,9 +45,9 @@ func TestHardenDebugShellMeasured(t *testing.T) {
 		shell := tpm.EventDigests([]tpm.Bank{b}, []byte("debug-shell"))[0].Value
 		want := tpm.ExtendValue(b, zero, shell) // no stub, no measure-phases: only the shell in PCR 11
 		if v.PCR == 15 {
-			cfs := tpm.EventDigests([]tpm.Bank{b}, []byte(tpm.ComposefsEvent(fx.Digest)))[0].Value
+			cfs := tpm.EventDigests([]tpm.Bank{b}, []byte(tpm.ComposefsEvent(fx.Digest.Sum())))[0].Value
 			want = tpm.ExtendValue(b, want, cfs)
-			if v.Value == hex.EncodeToString(tpm.PredictComposefs(fx.Digest, b)) {
+			if v.Value == hex.EncodeToString(tpm.PredictComposefs(fx.Digest.Sum(), b)) {
 				t.Errorf("PCR 15 %s looks like a clean boot after a debug shell", v.Bank)
 			}
 		}
@@ -96,14 +96,18 @@ func hasOption(line, opt string) bool {
 }
 
 // TestHardenStateSymlinkEscape: an absolute symlink planted on the disk as
-// the /var state directory fails the boot instead of binding what it names.
+// the deployment's /var state directory fails the boot instead of binding
+// what it names.
 func TestHardenStateSymlinkEscape(t *testing.T) {
 	t.Parallel()
 	disk := fx.Disk(t, "sealed")
-	run(t, "debugfs", "-w", "-R", "mkdir /state", disk)
-	run(t, "debugfs", "-w", "-R", "symlink /state/var /composefs", disk)
+	deploy := "/state/deploy/" + fx.Digest.String()
+	for _, d := range []string{"/state", "/state/deploy", deploy} {
+		Debugfs(t, disk, "mkdir "+d)
+	}
+	Debugfs(t, disk, "symlink "+deploy+"/var /composefs")
 	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, Append: cmdline(fx.Digest.String())})
-	expectFailure(t, vm, "state", "/var state in /sysroot/state: var: a symlink leads out of the directory")
+	expectFailure(t, vm, "state", "/var state in /sysroot/state: deploy/"+fx.Digest.String()+"/var: a symlink leads out of the directory")
 }
 
 // TestHardenImageNotAFile: a FIFO or a device node with the image's name

@@ -8,12 +8,12 @@ import (
 func TestParseMountInfo(t *testing.T) {
 	// The composefs root as the VM shows it: "ro" appears inside
 	// "sysroot", so only whole options count.
-	line := `31 1 0:27 / / ro,relatime - overlay composefs ro,lowerdir+=/run/cfsboot/image,datadir+=/sysroot/composefs/objects,redirect_dir=on,metacopy=on,verity=require`
+	line := `31 1 0:27 / / ro,relatime - overlay composefs:0123abcd ro,lowerdir+=/run/cfsboot/image,datadir+=/sysroot/composefs/objects,redirect_dir=on,metacopy=on,verity=require`
 	m, err := ParseMountInfo(line)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.MountPoint != "/" || m.FSType != "overlay" || m.Source != "composefs" {
+	if m.MountPoint != "/" || m.FSType != "overlay" || m.Source != "composefs:0123abcd" {
 		t.Errorf("parsed %+v", m)
 	}
 	if !slices.Equal(m.MountOptions, []string{"ro", "relatime"}) {

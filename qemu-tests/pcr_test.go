@@ -62,7 +62,7 @@ func TestMeasuredBoot(t *testing.T) {
 				}
 			}
 		case 15:
-			want = tpm.PredictComposefs(fx.Digest, b)
+			want = tpm.PredictComposefs(fx.Digest.Sum(), b)
 		}
 		if v.Value != hex.EncodeToString(want) {
 			t.Errorf("PCR %d %s = %s, predicted %x", v.PCR, v.Bank, v.Value, want)
@@ -73,7 +73,7 @@ func TestMeasuredBoot(t *testing.T) {
 		if v.PCR == 15 && v.Value == vals[i].Value {
 			t.Errorf("a different image left the same PCR 15 (%s)", v.Value)
 		}
-		if b, _ := tpm.BankByName(v.Bank); v.PCR == 15 && v.Value != hex.EncodeToString(tpm.PredictComposefs(fx.OtherDigest, b)) {
+		if b, _ := tpm.BankByName(v.Bank); v.PCR == 15 && v.Value != hex.EncodeToString(tpm.PredictComposefs(fx.OtherDigest.Sum(), b)) {
 			t.Errorf("PCR 15 %s after the other image: %s", v.Bank, v.Value)
 		}
 	}

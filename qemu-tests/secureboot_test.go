@@ -273,7 +273,7 @@ func TestSecureBootUKIBindsImage(t *testing.T) {
 	image := signSnakeoil(t, buildUKI(t, cmdline(a)))
 	vm := Boot(t, fx.Kernel, VMOptions{Disk: disk, UEFI: NewUEFI(t, ovmfVarsSnakeoil, writeEFI(t, image))})
 	vm.WaitFor(`EFI stub: UEFI Secure Boot is enabled`)
-	vm.WaitFor(`cfsboot: FAILED at stage verify: expected fs-verity digest ` + a + ` \(composefs=\), found ` + b)
+	vm.WaitFor(`cfsboot: FAILED at stage verify: expected fs-verity digest sha256:` + a + ` \(composefs=` + a + `\), found sha256:` + b)
 	vm.WaitFor(`cfsboot: powering off`)
 	vm.WaitExit()
 	// (expectFailure's "switching to" also matches the UEFI frame buffer console's line.)

@@ -229,8 +229,12 @@ func (m *BootMeasurer) DebugShell() error {
 	return nil
 }
 
-// MeasureComposefs measures the verified root's identity.
-func (m *BootMeasurer) MeasureComposefs(d verity.Digest) error {
+// MeasureComposefs measures the root's identity: ComposefsEvent, or
+// ComposefsInsecureEvent when it was not verified.
+func (m *BootMeasurer) MeasureComposefs(d verity.Sum, verified bool) error {
+	if !verified {
+		return m.measure(m.opts.PCR, ComposefsInsecureEvent(d), EventFilesystem)
+	}
 	return m.measure(m.opts.PCR, ComposefsEvent(d), EventFilesystem)
 }
 

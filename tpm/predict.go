@@ -22,8 +22,15 @@ const (
 // Boot phases systemd-pcrphase measures into PCR 11, in order.
 var Phases = []string{"enter-initrd", "leave-initrd", "sysinit", "ready"}
 
-// ComposefsEvent is the string measured for a verified composefs root.
-func ComposefsEvent(d verity.Digest) string { return "composefs:" + d.String() }
+// ComposefsEvent is the string measured for a verified composefs root:
+// "composefs:<hex>", the hex's length telling the algorithm (64 for
+// SHA-256, 128 for SHA-512).
+func ComposefsEvent(d verity.Sum) string { return "composefs:" + d.String() }
+
+// ComposefsInsecureEvent is measured instead when the root was booted
+// without fs-verity (a '?' command line entry the initrd allows): no policy
+// written for the verified root matches it.
+func ComposefsInsecureEvent(d verity.Sum) string { return "composefs-insecure:" + d.String() }
 
 // PhasePrediction is the PCR value after a phase path ("enter-initrd",
 // "enter-initrd:leave-initrd", ...).
@@ -57,6 +64,6 @@ func PredictPCR11(sections map[string][]byte, banks []Bank) []PhasePrediction {
 
 // PredictComposefs returns a PCR's value after the composefs event alone,
 // from zero.
-func PredictComposefs(d verity.Digest, b Bank) []byte {
+func PredictComposefs(d verity.Sum, b Bank) []byte {
 	return ExtendValue(b, make([]byte, b.Hash.Size()), EventDigests([]Bank{b}, []byte(ComposefsEvent(d)))[0].Value)
 }

@@ -77,7 +77,7 @@ func TestMeasurerAndLogReplay(t *testing.T) {
 	if err := m.EnterInitrd(); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.MeasureComposefs(d); err != nil {
+	if err := m.MeasureComposefs(d.Sum(), true); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.LeaveInitrd(); err != nil {
@@ -213,7 +213,7 @@ func TestPolicies(t *testing.T) {
 	if err != nil || m.t != nil {
 		t.Fatalf("auto with a failing TPM must continue unmeasured: %v", err)
 	}
-	if err := m.MeasureComposefs(verity.Digest{}); err != nil {
+	if err := m.MeasureComposefs(verity.Digest{}.Sum(), true); err != nil {
 		t.Fatal(err)
 	}
 	// No device at all (this host has no TPM driver).
@@ -242,7 +242,7 @@ func TestPredictions(t *testing.T) {
 	zero := make([]byte, 32)
 	d := verity.ComputeBytes([]byte("root"))
 	want15 := sha(zero, sha([]byte("composefs:"+d.String())))
-	if got := PredictComposefs(d, mustBank("sha256")); !bytes.Equal(got, want15) {
+	if got := PredictComposefs(d.Sum(), mustBank("sha256")); !bytes.Equal(got, want15) {
 		t.Errorf("PCR 15: %x want %x", got, want15)
 	}
 	sections := map[string][]byte{".linux": []byte("kernel"), ".cmdline": []byte("composefs=x"), ".osrel": nil}
@@ -371,7 +371,7 @@ func tpmFailsAfterOpen(t *testing.T, policy string) {
 		t.Fatal(err)
 	}
 	m.t = failingTPM{}
-	err = m.MeasureComposefs(verity.ComputeBytes([]byte("x")))
+	err = m.MeasureComposefs(verity.ComputeBytes([]byte("x")).Sum(), true)
 	switch {
 	case policy == PolicyRequire && (err == nil || !strings.Contains(err.Error(), "extending PCR 15") || !strings.Contains(err.Error(), "failure mode")):
 		t.Errorf("require: %v", err)
@@ -380,5 +380,25 @@ func tpmFailsAfterOpen(t *testing.T, policy string) {
 	}
 	if dirty, _ := IsDirty(logPath); !dirty {
 		t.Errorf("%s: log not left dirty after a failed extend", policy)
+	}
+}
+
+// TestComposefsEventLengths: the event names the digest in hex, whose
+// length tells the algorithm; an unverified boot is a different event.
+func TestComposefsEventLengths(t *testing.T) {
+	s512 := verity.SHA512.ComputeBytes([]byte("root"))
+	if e := ComposefsEvent(s512); e != "composefs:"+s512.String() || len(e) != len("composefs:")+128 {
+		t.Fatalf("%q", e)
+	}
+	if e := ComposefsEvent(verity.ComputeBytes(nil).Sum()); len(e) != len("composefs:")+64 {
+		t.Fatalf("%q", e)
+	}
+	if e := ComposefsInsecureEvent(s512); e != "composefs-insecure:"+s512.String() {
+		t.Fatalf("%q", e)
+	}
+	b := mustBank("sha256")
+	want := ExtendValue(b, make([]byte, 32), EventDigests([]Bank{b}, []byte("composefs:"+s512.String()))[0].Value)
+	if !bytes.Equal(PredictComposefs(s512, b), want) {
+		t.Fatal("prediction of a SHA-512 digest's event")
 	}
 }

@@ -26,10 +26,20 @@ func newImageCmd() *cobra.Command {
 
 // imageCreated is the JSON schema of `image create --json`.
 type imageCreated struct {
-	Digest string `json:"digest"`           // fs-verity digest of the image (64 hex)
-	Output string `json:"output,omitempty"` // -o file, if any
-	Store  string `json:"store,omitempty"`  // store the image and objects went into, if any
-	Image  string `json:"image,omitempty"`  // the image's path in the store
+	Digest    string `json:"digest"`           // fs-verity digest of the image (64 or 128 hex)
+	Algorithm string `json:"algorithm"`        // sha256 or sha512
+	Format    string `json:"format,omitempty"` // v0, v1 or v2 when chosen by --format or the store
+	Output    string `json:"output,omitempty"` // -o file, if any
+	Store     string `json:"store,omitempty"`  // store the image and objects went into, if any
+	Image     string `json:"image,omitempty"`  // the image's path in the store
+	// Extra are the same tree's images in the other formats the store's
+	// meta.json asks for (erofs_formats extra).
+	Extra []extraImage `json:"extra,omitempty"`
+}
+
+type extraImage struct {
+	Format string `json:"format"`
+	Digest string `json:"digest"`
 }
 
 func newImageCreateCmd() *cobra.Command {
@@ -42,12 +52,20 @@ digest of the image, the value of composefs= on the kernel command line.
 From a directory every regular file's fs-verity digest is computed (on all
 cores); files of at most 64 bytes are inlined and the others are referenced as
 XX/<62 hex>, exactly as mkcomposefs 1.0.8 does, so both tools write the same
-bytes. With --store the file contents are copied (reflinked where possible)
-into DIR/objects and the image lands in DIR/images/<digest>, with fs-verity
+bytes. --hash sha512 names objects by their SHA-512 fs-verity digests (and
+the metacopy xattrs carry them), and the image's digest is SHA-512 too.
+
+With --store the file contents are copied (reflinked where possible) into
+DIR/objects and the image lands in DIR/images/<digest>, with fs-verity
 enabled where the file system supports it (a warning says when it does not).
+A store with meta.json ("store init") decides the algorithm, stores the image
+as an object with images/<digest> a symlink to it, and, unless --format is
+given, writes the image formats its erofs_formats name: the default one
+(printed, and named by --ref) and each extra one as its own image.
 A composefs-dump(5) input needs no file contents.
 
-JSON schema (--json): {"digest", "output", "store", "image"}.`,
+JSON schema (--json): {"digest", "algorithm", "format", "output", "store",
+"image", "extra": [{"format", "digest"}]}.`,
 		Example: `  cfsboot image create rootfs/ --store /var/lib/cfsboot
   cfsboot image create --from-dump tree.dump -o tree.img`,
 	}
@@ -61,6 +79,8 @@ JSON schema (--json): {"digest", "output", "store", "image"}.`,
 	f.Var(&format, "format", "image format as composefs-rs names it: v0 (mkcomposefs' default), v1 (--min-version=1) or v2 (composefs-rs' legacy layout)")
 	cmd.MarkFlagsMutuallyExclusive("format", "min-version")
 	cmd.MarkFlagsMutuallyExclusive("format", "max-version")
+	alg := verity.SHA256
+	f.Var(&alg, "hash", "fs-verity algorithm naming objects and the image (with --store: the store's)")
 	useEpoch := f.Bool("use-epoch", false, "set every mtime to 0 (directory input)")
 	strict := f.Bool("strict", false, "parse the dump strictly, as CFS_PARSE_STRICT does")
 	asJSON := jsonFlag(f)
@@ -74,9 +94,11 @@ JSON schema (--json): {"digest", "output", "store", "image"}.`,
 	ref := f.String("ref", "", "with --store, also name the image images/refs/`NAME`")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts := erofs.Options{MinVersion: *minV, MaxVersion: *maxV}
+		res := imageCreated{Output: *out, Store: *storeDir}
 		if cmd.Flags().Changed("format") {
-			opts = format.Options()
+			opts, res.Format = format.Options(), format.String()
 		}
+		versionFlags := cmd.Flags().Changed("format") || cmd.Flags().Changed("min-version") || cmd.Flags().Changed("max-version")
 		if *ref != "" && *storeDir == "" {
 			return usageErrorf("--ref needs --store")
 		}
@@ -96,17 +118,25 @@ JSON schema (--json): {"digest", "output", "store", "image"}.`,
 		}
 		bar := progress.New(cmd.ErrOrStderr(), quiet, what, len(files), bytes)
 		done := func(n int64) { bar.Add(1, n) }
-		res := imageCreated{Output: *out, Store: *storeDir}
 		var img []byte
-		var digest verity.Digest
+		var digest verity.Sum
 		if *storeDir != "" {
 			st, err := store.Open(*storeDir)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
+			if cmd.Flags().Changed("hash") && alg != st.Algorithm() {
+				return usageErrorf("--hash %s: the store %s names objects by %s", alg, *storeDir, st.Algorithm())
+			}
 			if !st.Protected() {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %v\n", *storeDir, store.ErrUnprotected)
+			}
+			formats := st.Formats()
+			if versionFlags {
+				formats = nil
+			} else if len(formats) > 0 {
+				opts, res.Format = formats[0].Options(), formats[0].String()
 			}
 			digest, img, err = st.CommitTree(root, store.CommitOptions{Erofs: opts, Retry: *retry, Ref: *ref, Progress: done})
 			bar.Finish()
@@ -114,8 +144,17 @@ JSON schema (--json): {"digest", "output", "store", "image"}.`,
 				return err
 			}
 			res.Image = st.ImagePath(digest)
+			if len(formats) > 1 {
+				extra, err := st.AddImages(root, formats[1:])
+				if err != nil {
+					return err
+				}
+				for i, d := range extra {
+					res.Extra = append(res.Extra, extraImage{Format: formats[1+i].String(), Digest: d.String()})
+				}
+			}
 		} else {
-			err := source.Digest(root, done)
+			err := source.DigestAlgorithm(root, alg, done)
 			bar.Finish()
 			if err != nil {
 				return err
@@ -123,18 +162,21 @@ JSON schema (--json): {"digest", "output", "store", "image"}.`,
 			if img, err = erofs.Build(root, opts); err != nil {
 				return err
 			}
-			digest = verity.ComputeBytes(img)
+			digest = alg.ComputeBytes(img)
 		}
 		if *out != "" {
 			if err := os.WriteFile(*out, img, 0o644); err != nil {
 				return err
 			}
 		}
-		res.Digest = digest.String()
+		res.Digest, res.Algorithm = digest.String(), digest.Algorithm().String()
 		if *asJSON {
 			return printJSON(cmd, res)
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), res.Digest)
+		for _, e := range res.Extra {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", e.Digest, e.Format)
+		}
 		return nil
 	}
 	return cmd

@@ -29,8 +29,10 @@ func newInitramfsCmd() *cobra.Command {
 SOURCE_DATE_EPOCH sets the mtime) holding cfsboot-init as /init, the named
 kernel modules plus their dependencies (resolved from each module's .modinfo;
 distribution kernel packages ship no modules.dep) with their load order,
-/dev/console, optionally busybox-static as a debug shell, and extra kernel
-command line words that the init reads before /proc/cmdline.
+/dev/console, optionally busybox-static as a debug shell, extra kernel
+command line words that the init reads before /proc/cmdline, and a
+composefs-setup-root configuration (how /etc, /var and / are set up; checked
+before it is embedded).
 
 JSON schema (--json): {"output", "bytes", "uncompressed", "compression", "modules"}.`,
 		Example: `  cfsboot initramfs --kernel-modules /usr/lib/modules/$(uname -r) \
@@ -45,6 +47,8 @@ JSON schema (--json): {"output", "bytes", "uncompressed", "compression", "module
 	shell := f.Bool("shell", false, "include busybox-static as a debug shell (rd.shell, rd.break)")
 	busybox := f.String("busybox", "/bin/busybox", "the busybox-static binary for --shell")
 	allowSB := f.Bool("allow-shell-under-secure-boot", false, "let rd.shell and rd.break open the shell even when UEFI Secure Boot is on (it is measured as debug-shell either way)")
+	allowInsecure := f.Bool("allow-insecure", false, "let the init boot command line entries with the '?' prefix (composefs.digest=?..., composefs=?...) without fs-verity, measured as composefs-insecure:<hex>; without it they are refused")
+	setupRootConf := f.String("setup-root-conf", "", "a composefs-setup-root configuration `FILE` (TOML: [etc] mount = none|bind|overlay|transient, [var] mount = ..., [root] transient = true|false) for /usr/lib/composefs/setup-root-conf.toml")
 	config := f.String("config", "", "a `FILE` of extra kernel command line words for the init")
 	compression := f.String("compress", "zstd", "zstd, gzip, xz or none")
 	out := f.StringP("output", "o", "", "the initrd `FILE` to write")
@@ -64,6 +68,14 @@ JSON schema (--json): {"output", "bytes", "uncompressed", "compression", "module
 			s.Busybox = *busybox
 		}
 		s.AllowShellUnderSecureBoot = *allowSB
+		s.AllowInsecure = *allowInsecure
+		if *setupRootConf != "" {
+			data, err := os.ReadFile(*setupRootConf)
+			if err != nil {
+				return err
+			}
+			s.SetupRootConf = data
+		}
 		if *config != "" {
 			data, err := os.ReadFile(*config)
 			if err != nil {

@@ -70,7 +70,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"image"}, exitUsage, "missing subcommand"},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"store", "fsck"}, exitUsage, `required flag(s) "store" not set`},
-		{[]string{"pcr", "predict", "--composefs", "xyz"}, exitUsage, "want 64 hex digits"},
+		{[]string{"pcr", "predict", "--composefs", "xyz"}, exitUsage, "want 64 (sha256) or 128 (sha512) hex digits"},
 		{[]string{"pcr", "predict", "--composefs", digest, "--uki", img}, exitUsage, "none of the others can be"},
 		{[]string{"pcr", "predict"}, exitUsage, "at least one of the flags"},
 		{[]string{"pcr", "predict", "--composefs", digest, "--banks", "md5"}, exitUsage, "unknown bank"},

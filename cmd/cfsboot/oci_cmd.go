@@ -100,12 +100,18 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 			opts.Transform = oci.TransformBoot
 		}
 		var batch *store.Batch
+		var st *store.Store
+		var formats []erofs.Format // a repository's erofs_formats, when --format leaves it to the store
 		if *storeDir != "" {
-			st, err := store.Open(*storeDir)
-			if err != nil {
+			if st, err = store.Open(*storeDir); err != nil {
 				return err
 			}
 			defer st.Close()
+			if formats = st.Formats(); len(formats) > 0 && !cmd.Flags().Changed("format") {
+				erofsOpts = formats[0].Options()
+			} else {
+				formats = nil
+			}
 			batch = st.NewBatch()
 			defer batch.Abort() // what a failed import streamed in is not kept
 			opts.Sink = batch
@@ -113,6 +119,12 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 		digest, res, err := ociImport(args[0], oci.SourceOptions{Platform: *plat, InsecureRegistry: *insecure}, opts, batch, erofsOpts, *ref)
 		if err != nil {
 			return err
+		}
+		if len(formats) > 1 {
+			// Each extra format is its own image of the same tree.
+			if _, err := st.AddImages(res.Tree, formats[1:]); err != nil {
+				return err
+			}
 		}
 		out := ociImported{
 			Digest: digest.String(), Manifest: res.ManifestDigest.String(), Config: res.ConfigDigest.String(),
@@ -137,23 +149,22 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 
 // ociImport imports src and commits it through the store batch b, or only
 // computes the digest when b is nil.
-func ociImport(src string, srcOpts oci.SourceOptions, opts oci.Options, b *store.Batch, erofsOpts erofs.Options, ref string) (verity.Digest, *oci.Result, error) {
+func ociImport(src string, srcOpts oci.SourceOptions, opts oci.Options, b *store.Batch, erofsOpts erofs.Options, ref string) (verity.Sum, *oci.Result, error) {
 	img, closeSource, err := oci.Open(src, srcOpts)
 	if err != nil {
-		return verity.Digest{}, nil, err
+		return verity.Sum{}, nil, err
 	}
 	defer closeSource()
 	res, err := oci.Import(img, opts)
 	if err != nil {
-		return verity.Digest{}, nil, err
+		return verity.Sum{}, nil, err
 	}
-	var digest verity.Digest
 	if b != nil {
-		digest, _, err = b.Commit(res.Tree, erofsOpts, ref)
-	} else {
-		digest, _, err = oci.ImageDigest(res.Tree, erofsOpts)
+		digest, _, err := b.Commit(res.Tree, erofsOpts, ref)
+		return digest, res, err
 	}
-	return digest, res, err
+	digest, _, err := oci.ImageDigest(res.Tree, erofsOpts)
+	return digest.Sum(), res, err
 }
 
 // progressPrinter reports finished layers, bytes and rate on a terminal,

@@ -90,7 +90,9 @@ each boot phase path: enter-initrd, enter-initrd:leave-initrd,
 then H(contents of VirtualSize bytes), in its canonical order.
 
 With --composefs, the PCR (15 by default, rd.cfsboot.pcr=) after
-cfsboot-init measures "composefs:<digest>".
+cfsboot-init measures "composefs:<digest>" (64 hex digits for a SHA-256
+digest, 128 for SHA-512: the booted image's fs-verity digest as the command
+line names it).
 
 JSON schema (--json): [{"pcr", "phase", "bank", "value"}].`,
 		Example: `  cfsboot pcr predict --uki uki.efi --banks sha256
@@ -100,7 +102,7 @@ JSON schema (--json): [{"pcr", "phase", "bank", "value"}].`,
 	f := cmd.Flags()
 	ukiPath := f.String("uki", "", "a unified kernel image `FILE`: predict PCR 11")
 	sections := f.StringToString("section", nil, "a UKI section as `.NAME=FILE` (repeatable), instead of --uki")
-	composefs := f.String("composefs", "", "a composefs `DIGEST`: predict the PCR it is measured into")
+	composefs := f.String("composefs", "", "a composefs `DIGEST` (64 or 128 hex digits): predict the PCR it is measured into")
 	pcr := f.Int("pcr", tpm.PCR15, "the PCR the composefs digest is measured into (rd.cfsboot.pcr=)")
 	bankList := f.StringSlice("banks", []string{"sha1", "sha256"}, "banks to predict")
 	asJSON := jsonFlag(f)
@@ -114,7 +116,7 @@ JSON schema (--json): [{"pcr", "phase", "bank", "value"}].`,
 		}
 		var vals []pcrValue
 		if *composefs != "" {
-			d, err := verity.ParseDigest(*composefs)
+			d, err := verity.ParseSum(*composefs)
 			if err != nil {
 				return usageErrorf("--composefs: %w", err)
 			}

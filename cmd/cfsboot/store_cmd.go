@@ -6,8 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cfsboot/gen/erofs"
+	"cfsboot/gen/repometa"
 	"cfsboot/gen/store"
 	"cfsboot/internal/progress"
+	"cfsboot/verity"
 )
 
 // newStoreCmd is the `store` group: checking and collecting a store, with
@@ -15,19 +18,88 @@ import (
 func newStoreCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "store",
-		Short: "Check, repair and garbage-collect a composefs object store",
+		Short: "Make, check, repair and garbage-collect a composefs object store",
 		Long: `A store (a composefs-rs repository) holds file contents in objects/XX/<rest>
 named by their fs-verity digest, images in images/<digest>, named images in
 images/refs/ and composefs-rs splitstreams in streams/.
+
+A store made with "store init" has composefs-rs' meta.json: its algorithm
+(fsverity-sha512-12 by default) names objects and images, images/<digest>
+are symlinks to ../objects/XX/<rest>, and its erofs_formats choose the image
+formats every commit writes; cfsctl and bootc open it. A store without
+meta.json (made by a first "image create --store") is a SHA-256 store with
+plain image files. The init boots both.
 
 Processes share a store with composefs-rs's lock protocol: flock on the store
 directory, shared while reading or adding (image create, oci import, fsck),
 exclusive while deleting (gc, fsck --repair). Commands that delete wait for
 the writers to finish, so a gc never removes what a writer is adding.`,
 	}
-	dir := cmd.PersistentFlags().String("store", "", "the store `DIR`ectory (must already be a store)")
+	dir := cmd.PersistentFlags().String("store", "", "the store `DIR`ectory (must already be a store, except for init)")
 	cmd.MarkPersistentFlagRequired("store")
-	cmd.AddCommand(newStoreFsckCmd(dir), newStoreGCCmd(dir))
+	cmd.AddCommand(newStoreInitCmd(dir), newStoreFsckCmd(dir), newStoreGCCmd(dir))
+	return cmd
+}
+
+// storeInitReport is the JSON schema of `store init --json`.
+type storeInitReport struct {
+	Store     string `json:"store"`
+	Algorithm string `json:"algorithm"` // as meta.json names it: fsverity-sha512-12
+	Formats   []int  `json:"erofs_formats"`
+	Secure    bool   `json:"secure"` // meta.json sealed with fs-verity
+}
+
+func newStoreInitCmd(dir *string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "init --store DIR [--hash sha512|sha256] [--format v1] [--extra-format v2]",
+		Short: "Make a new store as composefs-rs lays out a repository (meta.json)",
+		Long: `Make a new, empty store with meta.json as composefs-rs (cfsctl init) writes it:
+format version 1, the fs-verity algorithm that names objects and images
+(fsverity-sha512-12 unless --hash says sha256), and erofs_formats: the image
+format every commit is written in (--format, v1 by default, as composefs-rs)
+plus the extra formats each commit is also written in, each its own image.
+On a filesystem with fs-verity meta.json is sealed, which marks the
+repository secure (composefs-rs then requires fs-verity on every file).
+
+JSON schema (--json): {"store", "algorithm", "erofs_formats", "secure"}.`,
+		Example: `  cfsboot store init --store /sysroot/composefs
+  cfsboot store init --store ./repo --hash sha256 --format v1 --extra-format v2`,
+		Args: cobra.NoArgs,
+	}
+	alg := verity.SHA512
+	cmd.Flags().Var(&alg, "hash", "fs-verity algorithm naming objects and images")
+	format := erofs.FormatV1
+	cmd.Flags().Var(&format, "format", "the default image format (v0, v1 or v2)")
+	extra := cmd.Flags().StringSlice("extra-format", nil, "formats each commit is also written in")
+	asJSON := jsonFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		formats := repometa.Formats{Default: int(format)}
+		for _, e := range *extra {
+			f, err := erofs.ParseFormat(e)
+			if err != nil {
+				return usageErrorf("--extra-format %s: %w", e, err)
+			}
+			formats.Extra = append(formats.Extra, int(f))
+		}
+		meta, err := repometa.New(alg, formats)
+		if err != nil {
+			return err
+		}
+		st, err := store.Create(*dir, meta)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		rep := storeInitReport{Store: st.Dir(), Algorithm: repometa.AlgorithmName(alg), Formats: st.Meta().EROFSFormats().All(), Secure: st.Secure()}
+		if !st.Secure() {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %v\n", st.Dir(), store.ErrUnprotected)
+		}
+		if *asJSON {
+			return printJSON(cmd, rep)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "%s: %s, image formats %v, secure: %v\n", rep.Store, rep.Algorithm, rep.Formats, rep.Secure)
+		return nil
+	}
 	return cmd
 }
 

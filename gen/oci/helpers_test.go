@@ -28,10 +28,10 @@ type memorySink struct {
 	objects map[verity.Digest][]byte
 }
 
-func (s *memorySink) Put(r io.Reader) (verity.Digest, error) {
+func (s *memorySink) Put(r io.Reader) (verity.Sum, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return verity.Digest{}, err
+		return verity.Sum{}, err
 	}
 	d := verity.ComputeBytes(data)
 	s.mu.Lock()
@@ -40,7 +40,7 @@ func (s *memorySink) Put(r io.Reader) (verity.Digest, error) {
 		s.objects = map[verity.Digest][]byte{}
 	}
 	s.objects[d] = data
-	return d, nil
+	return d.Sum(), nil
 }
 
 // ent is one hand-made tar entry.

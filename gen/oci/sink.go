@@ -8,10 +8,11 @@ import (
 
 // ObjectSink is where file contents go while layers are applied: Put reads
 // r to its end exactly once, stores it (or not) and returns the fs-verity
-// digest of what it read. A store computes the digest while copying into
-// its temporary file, so the content is never read twice.
+// digest of what it read (in the algorithm that names its objects). A
+// store computes the digest while copying into its temporary file, so the
+// content is never read twice.
 type ObjectSink interface {
-	Put(r io.Reader) (verity.Digest, error)
+	Put(r io.Reader) (verity.Sum, error)
 }
 
 // DigestOnly is the sink that stores nothing: it only computes digests, for
@@ -19,4 +20,4 @@ type ObjectSink interface {
 type DigestOnly struct{}
 
 // Put returns the fs-verity digest of r.
-func (DigestOnly) Put(r io.Reader) (verity.Digest, error) { return verity.Compute(r) }
+func (DigestOnly) Put(r io.Reader) (verity.Sum, error) { return verity.SHA256.Compute(r) }

@@ -215,14 +215,14 @@ func storeContent(n *tree.Node, content io.Reader, size int64, sink ObjectSink) 
 	if size == 0 {
 		return nil
 	}
-	var d verity.Digest
+	var d verity.Sum
 	if size <= source.InlineMax {
 		data := make([]byte, size)
 		if _, err := io.ReadFull(content, data); err != nil {
 			return fmt.Errorf("reading content: %w", err)
 		}
 		n.Content = data
-		d = verity.ComputeBytes(data)
+		d = verity.SHA256.ComputeBytes(data)
 	} else {
 		c := &countingReader{r: content}
 		var err error
@@ -233,8 +233,7 @@ func storeContent(n *tree.Node, content io.Reader, size int64, sink ObjectSink) 
 			return fmt.Errorf("object sink read %d of %d content bytes", c.n, size)
 		}
 	}
-	n.Digest = &d
-	n.Payload = tree.ObjectPath(d)
+	n.SetFileDigest(d)
 	return nil
 }
 

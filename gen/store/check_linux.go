@@ -55,7 +55,7 @@ func (s *Store) fsck(progress func(done, total int)) ([]Problem, *roots, error) 
 	c.problems = append(append(c.problems, r.unreadable...), r.broken...)
 	for obj, users := range r.users {
 		path := filepath.Join(s.dir, "objects", obj)
-		if want := r.expect[obj]; want != nil && obj != tree.ObjectPath(*want) {
+		if want, ok := r.expect[obj]; ok && obj != tree.ObjectPathOf(want) {
 			c.add(Problem{Path: users[0], Reason: fmt.Sprintf("a file redirects to %s but expects digest %s", obj, want)})
 		}
 		if !exists(path) {
@@ -157,19 +157,24 @@ type namedFile struct {
 	object     bool // a misnamed object is garbage; a misnamed image is not
 }
 
-// checkName compares a file's fs-verity digest with its name. Only
-// SHA-256 names are checked here.
+// checkName compares a file's fs-verity digest, in the store's
+// algorithm, with its name: the kernel's digest for a sealed file (sealed
+// with that algorithm), the content's for another.
 func (c *checker) checkName(f namedFile) error {
-	path := f.path
-	want, err := verity.ParseDigest(f.name)
+	path, alg := f.path, c.s.alg
+	want, err := verity.ParseSumAlgorithm(alg, f.name)
 	if err != nil {
-		return nil // a SHA-512 name
+		c.add(Problem{Path: path, Reason: fmt.Sprintf("not named by a %s digest, the store's algorithm", alg)})
+		return nil
 	}
-	got, sealed, err := fileDigest(path)
+	got, sealed, err := fileDigest(path, alg)
 	garbage := f.object
 	switch {
 	case err != nil:
 		c.add(Problem{Path: path, Reason: err.Error()})
+		return nil
+	case got.Algorithm() != alg:
+		c.add(Problem{Path: path, Reason: fmt.Sprintf("sealed with fs-verity %s, the store names files by %s", got.Algorithm(), alg)})
 		return nil
 	case got != want:
 		c.add(Problem{Path: path, Reason: fmt.Sprintf("content has fs-verity digest %s, not its name", got), Garbage: garbage})
@@ -197,14 +202,15 @@ func (c *checker) sealingProblems() {
 }
 
 // fileDigest returns a file's fs-verity digest: the kernel's when the file
-// is sealed (sealed true), else computed from its content.
-func fileDigest(path string) (d verity.Digest, sealed bool, err error) {
+// is sealed (sealed true, in the algorithm it was sealed with), else
+// computed from its content with alg.
+func fileDigest(path string, alg verity.Algorithm) (d verity.Sum, sealed bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return d, false, err
 	}
 	defer f.Close()
-	d, err = verity.Measure(int(f.Fd()))
+	d, err = verity.MeasureSum(int(f.Fd()))
 	if err == nil {
 		return d, true, nil
 	}
@@ -215,7 +221,7 @@ func fileDigest(path string) (d verity.Digest, sealed bool, err error) {
 	if err != nil {
 		return d, false, err
 	}
-	d, err = verity.ComputeReaderAt(f, st.Size())
+	d, err = alg.ComputeReaderAt(f, st.Size())
 	return d, false, err
 }
 

@@ -47,7 +47,7 @@ type CommitOptions struct {
 }
 
 // Commit is CommitTree with only image options.
-func (s *Store) Commit(root *tree.Node, opts erofs.Options) (verity.Digest, []byte, error) {
+func (s *Store) Commit(root *tree.Node, opts erofs.Options) (verity.Sum, []byte, error) {
 	return s.CommitTree(root, CommitOptions{Erofs: opts})
 }
 
@@ -57,7 +57,7 @@ func (s *Store) Commit(root *tree.Node, opts erofs.Options) (verity.Digest, []by
 // the image's digest and bytes. Objects are durable before the image, the
 // image before the ref. A file that changed while being read fails the
 // commit (source.ErrChanged) unless opts.Retry.
-func (s *Store) CommitTree(root *tree.Node, opts CommitOptions) (verity.Digest, []byte, error) {
+func (s *Store) CommitTree(root *tree.Node, opts CommitOptions) (verity.Sum, []byte, error) {
 	var files []*tree.Node
 	root.Walk(func(n *tree.Node) error {
 		if n.LinkTo == nil && n.Mode&tree.SIFMT == tree.SIFREG && n.Source != "" && n.Content == nil && n.Size > 0 {
@@ -77,7 +77,7 @@ func (s *Store) CommitTree(root *tree.Node, opts CommitOptions) (verity.Digest, 
 		return err
 	})
 	if err != nil {
-		return verity.Digest{}, nil, err
+		return verity.Sum{}, nil, err
 	}
 	return b.Commit(root, opts.Erofs, opts.Ref)
 }
@@ -85,13 +85,13 @@ func (s *Store) CommitTree(root *tree.Node, opts CommitOptions) (verity.Digest, 
 // Commit makes the batch's objects durable, then writes the image of root
 // (whose files point at them) and, if ref is not empty, its ref: objects
 // before the image, the image before the ref.
-func (b *Batch) Commit(root *tree.Node, opts erofs.Options, ref string) (verity.Digest, []byte, error) {
+func (b *Batch) Commit(root *tree.Node, opts erofs.Options, ref string) (verity.Sum, []byte, error) {
 	if err := b.Flush(); err != nil {
-		return verity.Digest{}, nil, err
+		return verity.Sum{}, nil, err
 	}
 	img, err := erofs.Build(root, opts)
 	if err != nil {
-		return verity.Digest{}, nil, err
+		return verity.Sum{}, nil, err
 	}
 	d, err := b.s.AddImage(img)
 	if err == nil && ref != "" {
@@ -100,9 +100,42 @@ func (b *Batch) Commit(root *tree.Node, opts erofs.Options, ref string) (verity.
 	return d, img, err
 }
 
+// Formats are the image formats meta.json's erofs_formats asks every
+// commit to be written in, the default first; nil for a store without
+// meta.json (the caller's choice).
+func (s *Store) Formats() []erofs.Format {
+	if s.meta == nil {
+		return nil
+	}
+	var out []erofs.Format
+	for _, v := range s.meta.EROFSFormats().All() {
+		out = append(out, erofs.Format(v))
+	}
+	return out
+}
+
+// AddImages writes root's image in each format as its own image, after a
+// commit of root has stored its objects (the same tree committed in
+// several formats, as composefs-rs does for erofs_formats' extra).
+func (s *Store) AddImages(root *tree.Node, formats []erofs.Format) ([]verity.Sum, error) {
+	var out []verity.Sum
+	for _, f := range formats {
+		img, err := erofs.Build(root, f.Options())
+		if err != nil {
+			return out, fmt.Errorf("image format %s: %w", f, err)
+		}
+		d, err := s.AddImage(img)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
 // Put streams r into a new object: a Batch is where an import sinks file
 // contents (gen/oci's ObjectSink).
-func (b *Batch) Put(r io.Reader) (verity.Digest, error) {
+func (b *Batch) Put(r io.Reader) (verity.Sum, error) {
 	return b.AddObject(func(w io.Writer) error {
 		_, err := io.Copy(w, r)
 		return err
@@ -111,22 +144,22 @@ func (b *Batch) Put(r io.Reader) (verity.Digest, error) {
 
 // addFile copies one host file into a new object and points n at it.
 func (b *Batch) addFile(n *tree.Node, retry bool) error {
-	if n.Digest != nil && exists(b.s.ObjectPath(*n.Digest)) {
-		n.Payload = tree.ObjectPath(*n.Digest)
+	if known, ok := n.FileDigest(); ok && known.Algorithm() == b.s.alg && exists(b.s.ObjectPath(known)) {
+		n.SetFileDigest(known)
 		return nil // a known digest already stored: nothing to read
 	}
 	for attempt := 0; ; attempt++ {
-		listed := n.Digest
+		listed, hasListed := n.FileDigest()
 		d, size, err := b.addObject(func(w io.Writer) error { return source.CopyContent(n, w) })
 		switch {
 		case err != nil:
 		case size != n.Size:
 			err = fmt.Errorf("source %s: %w (%d bytes stored, %d listed)", n.Source, source.ErrChanged, size, n.Size)
-		case listed != nil && *listed != d:
+		case hasListed && listed.Algorithm() == d.Algorithm() && listed != d:
 			err = fmt.Errorf("source %s: %w (content differs from when it was digested)", n.Source, source.ErrChanged)
 		}
 		if err == nil {
-			n.Digest, n.Payload = &d, tree.ObjectPath(d)
+			n.SetFileDigest(d)
 			return nil
 		}
 		if !retry || attempt == retries || !errors.Is(err, source.ErrChanged) {
@@ -148,36 +181,37 @@ func (b *Batch) addFile(n *tree.Node, retry bool) error {
 type Batch struct {
 	s       *Store
 	mu      sync.Mutex
-	pending map[verity.Digest]string // object -> temporary file
+	pending map[verity.Sum]string // object -> temporary file
 }
 
 // NewBatch starts a batch of new objects.
 func (s *Store) NewBatch() *Batch {
-	return &Batch{s: s, pending: map[verity.Digest]string{}}
+	return &Batch{s: s, pending: map[verity.Sum]string{}}
 }
 
 // AddObject writes what fill writes into a new object (hashing while
-// writing) and returns its digest. The object becomes visible at Flush.
-func (b *Batch) AddObject(fill func(io.Writer) error) (verity.Digest, error) {
+// writing, with the store's algorithm) and returns its digest. The object
+// becomes visible at Flush.
+func (b *Batch) AddObject(fill func(io.Writer) error) (verity.Sum, error) {
 	d, _, err := b.addObject(fill)
 	return d, err
 }
 
-func (b *Batch) addObject(fill func(io.Writer) error) (verity.Digest, uint64, error) {
+func (b *Batch) addObject(fill func(io.Writer) error) (verity.Sum, uint64, error) {
 	tmp, err := createTemp(filepath.Join(b.s.dir, "objects"), tempObject)
 	if err != nil {
-		return verity.Digest{}, 0, fmt.Errorf("store: %w", err)
+		return verity.Sum{}, 0, fmt.Errorf("store: %w", err)
 	}
-	w := &objectWriter{f: tmp, h: verity.NewHasher()}
+	w := &objectWriter{f: tmp, h: b.s.alg.NewHasher()}
 	err = fill(w)
 	if cerr := tmp.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("store: %w", cerr)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return verity.Digest{}, 0, err
+		return verity.Sum{}, 0, err
 	}
-	d := w.h.Digest()
+	d := w.h.Sum()
 	b.mu.Lock()
 	_, dup := b.pending[d]
 	if !dup {
@@ -230,7 +264,7 @@ func (b *Batch) Flush() error {
 		return nil
 	}
 	type item struct {
-		d   verity.Digest
+		d   verity.Sum
 		tmp string
 	}
 	items := make([]item, 0, len(b.pending))
@@ -286,10 +320,13 @@ func (b *Batch) Abort() {
 	}
 }
 
-// AddImage stores an image under its fs-verity digest, durably, after
-// everything it references has been flushed.
-func (s *Store) AddImage(image []byte) (verity.Digest, error) {
-	d := verity.ComputeBytes(image)
+// AddImage stores an image under its fs-verity digest (the store's
+// algorithm), durably, after everything it references has been flushed.
+// In a store with meta.json the image is an object and images/<digest> a
+// relative symlink to it, as composefs-rs writes them; otherwise it is a
+// plain file in images/.
+func (s *Store) AddImage(image []byte) (verity.Sum, error) {
+	d := s.alg.ComputeBytes(image)
 	dst := s.ImagePath(d)
 	if exists(dst) {
 		return d, nil
@@ -316,16 +353,43 @@ func (s *Store) AddImage(image []byte) (verity.Digest, error) {
 	} else if s.probeErr != nil {
 		return d, s.probeErr
 	}
-	if err := renameNoReplace(tmp.Name(), dst); err != nil {
+	if s.meta == nil {
+		if err := renameNoReplace(tmp.Name(), dst); err != nil {
+			return d, err
+		}
+		return d, syncDir(filepath.Dir(dst))
+	}
+	obj := s.ObjectPath(d)
+	if err := os.Mkdir(filepath.Dir(obj), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return d, fmt.Errorf("store: add image: %w", err)
+	}
+	if err := renameNoReplace(tmp.Name(), obj); err != nil {
 		return d, err
 	}
-	return d, syncDir(filepath.Dir(dst))
+	if err := syncDir(filepath.Dir(obj)); err != nil {
+		return d, err
+	}
+	return d, s.symlinkImage(d)
+}
+
+// symlinkImage makes images/<d> a relative symlink to its object.
+func (s *Store) symlinkImage(d verity.Sum) error {
+	dst := s.ImagePath(d)
+	tmp := filepath.Join(filepath.Dir(dst), tempImage+randomName())
+	if err := os.Symlink("../objects/"+tree.ObjectPathOf(d), tmp); err != nil {
+		return fmt.Errorf("store: add image: %w", err)
+	}
+	if err := renameNoReplace(tmp, dst); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
 }
 
 // SetRef points images/refs/<name> at the image d (a relative symlink, as
 // composefs-rs makes them), replacing an older target atomically. The
 // image must already be in the store.
-func (s *Store) SetRef(name string, d verity.Digest) error {
+func (s *Store) SetRef(name string, d verity.Sum) error {
 	if err := checkRefName(name); err != nil {
 		return err
 	}
@@ -363,18 +427,18 @@ func checkRefName(name string) error {
 	return nil
 }
 
-// seal enables fs-verity on the file at path and checks the kernel's
-// digest against want.
-func seal(path string, want verity.Digest) error {
+// seal enables fs-verity with want's algorithm on the file at path and
+// checks the kernel's digest against want.
+func seal(path string, want verity.Sum) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	defer f.Close()
-	if err := verity.Enable(int(f.Fd())); err != nil {
+	if err := verity.EnableAlgorithm(int(f.Fd()), want.Algorithm()); err != nil {
 		return fmt.Errorf("store %s: %w", path, err)
 	}
-	got, err := verity.Measure(int(f.Fd()))
+	got, err := verity.MeasureSum(int(f.Fd()))
 	if err != nil {
 		return fmt.Errorf("store %s: %w", path, err)
 	}

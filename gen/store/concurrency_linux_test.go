@@ -224,7 +224,7 @@ func TestNotAStore(t *testing.T) {
 	// composefs-rs repositories are stores once meta.json exists.
 	rs := filepath.Join(base, "rs")
 	os.MkdirAll(filepath.Join(rs, "objects"), 0o755)
-	os.WriteFile(filepath.Join(rs, "meta.json"), []byte(`{"version":1}`), 0o644)
+	os.WriteFile(filepath.Join(rs, "meta.json"), []byte(`{"version":1,"algorithm":"fsverity-sha256-12"}`), 0o644)
 	for _, d := range []string{fresh, rs} {
 		st, err := store.OpenExisting(d, store.OpenOptions{})
 		if err != nil {
@@ -323,7 +323,7 @@ func appendTo(t *testing.T, path, s string) {
 func TestRefsAndTemporaries(t *testing.T) {
 	_, st, img := fill(t)
 	dir := st.Dir()
-	d, err := verity.ParseDigest(img)
+	d, err := verity.ParseSum(img)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 
 // splitstream is a composefs-rs splitstream with the given stream and
 // object references (SHA-256, the repr(C) layout) and nothing inline.
-func splitstream(streams, objects []verity.Digest) []byte {
+func splitstream(streams, objects []verity.Sum) []byte {
 	le := binary.LittleEndian
 	rng := func(b []byte, start, end int) { le.PutUint64(b, uint64(start)); le.PutUint64(b[8:], uint64(end)) }
 	hdr, info := make([]byte, 32), make([]byte, 80)
@@ -36,12 +36,12 @@ func splitstream(streams, objects []verity.Digest) []byte {
 	b.Write(hdr)
 	b.Write(info)
 	for _, d := range append(streams, objects...) {
-		b.Write(d[:])
+		b.Write(d.Bytes())
 	}
 	return b.Bytes()
 }
 
-func put(t *testing.T, st *store.Store, data []byte) verity.Digest {
+func put(t *testing.T, st *store.Store, data []byte) verity.Sum {
 	t.Helper()
 	b := st.NewBatch()
 	d, err := b.AddObject(func(w io.Writer) error { _, err := w.Write(data); return err })
@@ -70,9 +70,9 @@ func TestGCKeepsWhatComposefsRsReferences(t *testing.T) {
 	dir := st.Dir()
 	layerObj := put(t, st, []byte("a file inside a layer"))
 	deepObj := put(t, st, []byte("a file of a stream named only by another stream"))
-	inner := put(t, st, splitstream(nil, []verity.Digest{deepObj}))
-	layer := put(t, st, splitstream([]verity.Digest{inner}, []verity.Digest{layerObj}))
-	symlink(t, "../"+filepath.Join("objects", tree.ObjectPath(layer)), filepath.Join(dir, "streams", "oci-layer-sha256:0a"))
+	inner := put(t, st, splitstream(nil, []verity.Sum{deepObj}))
+	layer := put(t, st, splitstream([]verity.Sum{inner}, []verity.Sum{layerObj}))
+	symlink(t, "../"+filepath.Join("objects", tree.ObjectPathOf(layer)), filepath.Join(dir, "streams", "oci-layer-sha256:0a"))
 	symlink(t, "../../oci-layer-sha256:0a", filepath.Join(dir, "streams", "refs", "mytar"))
 
 	// An image kept as an object, images/<hex> a symlink to it.
@@ -88,13 +88,13 @@ func TestGCKeepsWhatComposefsRsReferences(t *testing.T) {
 	if err != nil || b.Flush() != nil {
 		t.Fatal(err)
 	}
-	n.Digest, n.Payload = &d, tree.ObjectPath(d)
+	n.SetFileDigest(d)
 	img, err := erofs.Build(root, erofs.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	imgObj := put(t, st, img)
-	symlink(t, "../objects/"+tree.ObjectPath(imgObj), filepath.Join(dir, "images", imgObj.String()))
+	symlink(t, "../objects/"+tree.ObjectPathOf(imgObj), filepath.Join(dir, "images", imgObj.String()))
 	symlink(t, "../"+imgObj.String(), filepath.Join(dir, "images", "refs", "rs-image"))
 
 	orphan := addOrphan(t, st, "nobody needs this")
@@ -108,14 +108,14 @@ func TestGCKeepsWhatComposefsRsReferences(t *testing.T) {
 	}
 	// A symlinked image must point to the object its name gives.
 	wrong := filepath.Join(dir, "images", strings.Repeat("ab", 32))
-	symlink(t, "../objects/"+tree.ObjectPath(imgObj), wrong)
+	symlink(t, "../objects/"+tree.ObjectPathOf(imgObj), wrong)
 	if problems, _ := ex.Fsck(); len(problems) != 1 || problems[0].Path != wrong || !strings.Contains(problems[0].Reason, "not the one its name gives") {
 		t.Errorf("fsck of a misdirected image: %v", problems)
 	}
 	os.Remove(wrong)
 	// A stream gc cannot read stops it: what it keeps alive is unknown.
 	bad := put(t, ex, []byte("not a splitstream"))
-	symlink(t, "../objects/"+tree.ObjectPath(bad), filepath.Join(dir, "streams", "broken"))
+	symlink(t, "../objects/"+tree.ObjectPathOf(bad), filepath.Join(dir, "streams", "broken"))
 	if _, _, err := ex.GC(false); err == nil {
 		t.Fatal("gc ran past an unreadable stream")
 	}

@@ -56,7 +56,7 @@ func TestReflinkedObjects(t *testing.T) {
 	if used := before - free(); used > 4<<20 {
 		t.Errorf("the store used %d bytes for an 18 MiB file: not reflinked", used)
 	}
-	want := verity.ComputeBytes(data)
+	want := verity.SHA256.ComputeBytes(data)
 	st, err := store.OpenExisting(dir, store.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -19,9 +19,9 @@ import (
 // references. All of them count, not only those named by a ref: gc
 // removes no image or stream, so nothing they need may go.
 type roots struct {
-	images []string                  // images/<digest> entries
-	users  map[string][]string       // object ("xx/rest") -> the images and streams that use it
-	expect map[string]*verity.Digest // object -> the digest an image's file expects of it
+	images []string              // images/<digest> entries
+	users  map[string][]string   // object ("xx/rest") -> the images and streams that use it
+	expect map[string]verity.Sum // object -> the digest an image's file expects of it
 	// unreadable: images and streams whose references are unknown, so
 	// gc cannot tell what they keep alive.
 	unreadable []Problem
@@ -29,7 +29,7 @@ type roots struct {
 }
 
 func (s *Store) roots() (*roots, error) {
-	r := &roots{users: map[string][]string{}, expect: map[string]*verity.Digest{}}
+	r := &roots{users: map[string][]string{}, expect: map[string]verity.Sum{}}
 	if err := s.imageRoots(r); err != nil {
 		return nil, err
 	}
@@ -93,15 +93,17 @@ func (s *Store) imageRoots(r *roots) error {
 		}
 		for obj, want := range refs {
 			r.use(obj, path)
-			r.expect[obj] = want
+			if !want.IsZero() {
+				r.expect[obj] = want
+			}
 		}
 	}
 	return nil
 }
 
 // imageReferences reads an image and returns the objects its files point
-// to, with the digest each file expects (nil when the image records none).
-func imageReferences(path string) (map[string]*verity.Digest, error) {
+// to, with the digest each file expects (zero when the image records none).
+func imageReferences(path string) (map[string]verity.Sum, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -115,10 +117,10 @@ func imageReferences(path string) (map[string]*verity.Digest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unreadable image: %w", err)
 	}
-	refs := map[string]*verity.Digest{}
+	refs := map[string]verity.Sum{}
 	err = root.Walk(func(n *tree.Node) error {
 		if n.LinkTo == nil && n.Mode&tree.SIFMT == tree.SIFREG && n.Content == nil && n.Payload != "" {
-			refs[n.Payload] = n.Digest
+			refs[n.Payload], _ = n.FileDigest()
 		}
 		return nil
 	})

@@ -3,6 +3,14 @@
 // digest, images in images/<digest>, named images in images/refs/, and
 // composefs-rs's splitstreams in streams/.
 //
+// A store with meta.json (composefs-rs' repository metadata, package
+// repometa) is named with its algorithm (fsverity-sha512-12 by default
+// there) and keeps each image as an object, images/<digest> a symlink to
+// ../objects/XX/<rest>, as composefs-rs does; its erofs_formats say which
+// image formats a commit writes. A store without meta.json is a SHA-256
+// store whose images are plain files in images/, as cfsboot made them
+// before (and as mkcomposefs users lay them out); both kinds boot.
+//
 // Processes share a store with composefs-rs's protocol: flock on the store
 // directory itself, shared while a store is open for reading or adding,
 // exclusive for anything that deletes (gc, repair). A deleter therefore
@@ -15,12 +23,15 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
 
+	"cfsboot/gen/repometa"
 	"cfsboot/gen/tree"
 	"cfsboot/verity"
 )
@@ -30,6 +41,13 @@ type Store struct {
 	dir  string
 	fd   *os.File // the store directory; the lock is on it
 	lock Lock
+
+	// meta is meta.json, nil for a store without one: a SHA-256 store
+	// with plain image files, as cfsboot and mkcomposefs users made them
+	// first.
+	meta   *repometa.Meta
+	alg    verity.Algorithm // names objects and images
+	secure bool             // meta.json carries fs-verity: every file must
 
 	probe     sync.Once
 	protected bool
@@ -65,8 +83,133 @@ func Open(dir string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.loadMeta(true); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
+
+// Create makes a new store at dir (missing or empty) with meta.json as
+// composefs-rs writes it: a repository cfsctl and bootc open. meta.json
+// gets fs-verity where the filesystem has it, which marks the repository
+// secure (every object and image must be sealed).
+func Create(dir string, meta *repometa.Meta) (*Store, error) {
+	if meta == nil {
+		return nil, fmt.Errorf("store %s: no repository metadata to write", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s, err := openDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.takeLock(OpenOptions{Lock: Shared}); err != nil {
+		s.fd.Close()
+		return nil, err
+	}
+	if err := s.create(meta); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) create(meta *repometa.Meta) error {
+	names, err := s.fd.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("store %s: not empty (it holds %q): a new repository needs an empty directory", s.dir, names[0])
+	}
+	if err := s.makeLayout(); err != nil {
+		return err
+	}
+	data, err := meta.Marshal()
+	if err != nil {
+		return err
+	}
+	tmp, err := createTemp(filepath.Join(s.dir, "objects"), tempPrefix+"meta-")
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	if s.Protected() {
+		if err := seal(tmp.Name(), meta.Algorithm.ComputeBytes(data)); err != nil {
+			return err
+		}
+	}
+	if err := renameNoReplace(tmp.Name(), filepath.Join(s.dir, repometa.FileName)); err != nil {
+		return err
+	}
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	return s.loadMeta(true)
+}
+
+// loadMeta reads meta.json, if the store has one, and applies its rules:
+// an unknown version or incompatible feature refuses the store (Parse),
+// an unknown read-only-compatible one refuses writing (forWriting).
+func (s *Store) loadMeta(forWriting bool) error {
+	s.alg = verity.SHA256
+	f, err := os.OpenFile(filepath.Join(s.dir, repometa.FileName), os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	if s.meta, err = repometa.Parse(data); err != nil {
+		return fmt.Errorf("store %s: %w", s.dir, err)
+	}
+	s.alg = s.meta.Algorithm
+	if ro, unknown := s.meta.ReadOnly(); ro && forWriting {
+		return fmt.Errorf("store %s: read-only for this cfsboot: meta.json names read-only-compatible features it does not know (%s)", s.dir, strings.Join(unknown, ", "))
+	}
+	switch got, err := verity.MeasureSum(int(f.Fd())); {
+	case err == nil:
+		if want := s.alg.ComputeBytes(data); got != want {
+			return fmt.Errorf("store %s: meta.json has fs-verity digest %s:%s, its content %s:%s", s.dir, got.Algorithm(), got, want.Algorithm(), want)
+		}
+		s.secure = true
+	case errors.Is(err, verity.ErrNotEnabled), errors.Is(err, verity.ErrNotSupported):
+	default:
+		return fmt.Errorf("store %s: meta.json: %w", s.dir, err)
+	}
+	if s.secure && forWriting {
+		return s.RequireProtected()
+	}
+	return nil
+}
+
+// Algorithm is the fs-verity algorithm that names the store's objects and
+// images: meta.json's, SHA-256 without one.
+func (s *Store) Algorithm() verity.Algorithm { return s.alg }
+
+// Meta is the store's meta.json, nil when it has none.
+func (s *Store) Meta() *repometa.Meta { return s.meta }
+
+// Secure reports whether meta.json carries fs-verity, which composefs-rs
+// takes as "every object and image is sealed".
+func (s *Store) Secure() bool { return s.secure }
 
 // OpenExisting opens the store at dir, which must already be one, and
 // takes the lock opts ask for.
@@ -81,6 +224,11 @@ func OpenExisting(dir string, opts OpenOptions) (*Store, error) {
 	}
 	if err := s.takeLock(opts); err != nil {
 		s.fd.Close()
+		return nil, err
+	}
+	// Deleting (gc, repair) is writing.
+	if err := s.loadMeta(opts.Lock == Exclusive); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -205,11 +353,11 @@ func (s *Store) RequireProtected() error {
 }
 
 // ObjectPath is the path of the object named d.
-func (s *Store) ObjectPath(d verity.Digest) string {
-	return filepath.Join(s.dir, "objects", tree.ObjectPath(d))
+func (s *Store) ObjectPath(d verity.Sum) string {
+	return filepath.Join(s.dir, "objects", tree.ObjectPathOf(d))
 }
 
 // ImagePath is the path of the image named d.
-func (s *Store) ImagePath(d verity.Digest) string {
+func (s *Store) ImagePath(d verity.Sum) string {
 	return filepath.Join(s.dir, "images", d.String())
 }

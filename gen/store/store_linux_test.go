@@ -141,13 +141,13 @@ func TestGCKeepsReferencedObjects(t *testing.T) {
 	if problems, err := st.Fsck(); err != nil || len(problems) != 0 {
 		t.Fatalf("gc removed something referenced: %v %v", problems, err)
 	}
-	if tree.ObjectPath(orphan) != filepath.Base(filepath.Dir(st.ObjectPath(orphan)))+"/"+filepath.Base(st.ObjectPath(orphan)) {
+	if tree.ObjectPathOf(orphan) != filepath.Base(filepath.Dir(st.ObjectPath(orphan)))+"/"+filepath.Base(st.ObjectPath(orphan)) {
 		t.Error("ObjectPath layout")
 	}
 }
 
 // addOrphan stores an object no image references.
-func addOrphan(t *testing.T, st *store.Store, content string) verity.Digest {
+func addOrphan(t *testing.T, st *store.Store, content string) verity.Sum {
 	t.Helper()
 	b := st.NewBatch()
 	d, err := b.AddObject(func(w io.Writer) error { _, err := io.WriteString(w, content); return err })

@@ -173,6 +173,16 @@ func (n *Node) FileDigest() (d verity.Sum, ok bool) {
 	return verity.Sum{}, false
 }
 
+// SetFileDigest records a regular file's fs-verity digest in either
+// algorithm (Digest too for SHA-256) and points the file at its object.
+func (n *Node) SetFileDigest(d verity.Sum) {
+	n.Verity, n.Digest = d, nil
+	if d256, ok := d.Digest(); ok {
+		n.Digest = &d256
+	}
+	n.Payload = ObjectPathOf(d)
+}
+
 // ObjectPath is where a file's content lives below a store's objects
 // directory, named by its fs-verity SHA-256 digest; see ObjectPathOf.
 func ObjectPath(d verity.Digest) string { return ObjectPathOf(d.Sum()) }

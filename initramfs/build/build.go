@@ -22,6 +22,7 @@ import (
 
 	"cfsboot/initramfs/kmod"
 	"cfsboot/initramfs/layout"
+	"cfsboot/initramfs/setuproot"
 )
 
 // initNeeds are the modules cfsboot-init itself uses, added whenever the
@@ -43,9 +44,15 @@ type Spec struct {
 	// Secure Boot is enabled (without it, rd.shell and rd.break are refused
 	// there); needs Busybox.
 	AllowShellUnderSecureBoot bool
-	Cmdline                   string // extra kernel command line words for the init; "" for none
-	Compression               string // zstd (default), gzip, xz or none
-	Epoch                     uint64 // mtime of every entry (SOURCE_DATE_EPOCH)
+	// AllowInsecure lets the init boot '?' (fs-verity optional) command
+	// line entries, measured as composefs-insecure:<hex>.
+	AllowInsecure bool
+	// SetupRootConf is a composefs-setup-root configuration (TOML) for
+	// /usr/lib/composefs/setup-root-conf.toml; nil for none (its defaults).
+	SetupRootConf []byte
+	Cmdline       string // extra kernel command line words for the init; "" for none
+	Compression   string // zstd (default), gzip, xz or none
+	Epoch         uint64 // mtime of every entry (SOURCE_DATE_EPOCH)
 }
 
 // Result says what went into the archive.
@@ -110,6 +117,17 @@ func Build(w io.Writer, s Spec) (Result, error) {
 			return res, fmt.Errorf("initrd: allowing the debug shell under Secure Boot needs a shell (busybox)")
 		}
 		add(layout.ShellUnderSecureBoot, []byte("the debug shell may start under UEFI Secure Boot\n"), cpio.S_IFREG|0o644)
+	}
+	if s.AllowInsecure {
+		add(layout.AllowInsecure, []byte("composefs images may boot without fs-verity ('?' command line entries)\n"), cpio.S_IFREG|0o644)
+	}
+	if s.SetupRootConf != nil {
+		// Checked here with the init's own parser: a file it cannot read
+		// would fail every boot.
+		if _, err := setuproot.Parse(s.SetupRootConf); err != nil {
+			return res, fmt.Errorf("initrd: setup-root configuration: %w", err)
+		}
+		add(layout.SetupRootConf, s.SetupRootConf, cpio.S_IFREG|0o644)
 	}
 	if s.Cmdline != "" {
 		add(layout.CmdlineFile, []byte(strings.TrimSpace(s.Cmdline)+"\n"), cpio.S_IFREG|0o644)

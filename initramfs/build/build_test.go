@@ -154,3 +154,34 @@ func TestShellUnderSecureBootOptIn(t *testing.T) {
 		t.Errorf("opt-in without a shell: %v", err)
 	}
 }
+
+// TestInsecureAndSetupRootConf: the '?' opt-in and the setup-root
+// configuration are files at the paths the init reads, present only when
+// asked for; a configuration the init could not read is refused here.
+func TestInsecureAndSetupRootConf(t *testing.T) {
+	if _, err := exec.LookPath("cpio"); err != nil {
+		t.Skip("cpio not installed")
+	}
+	s := spec(t, "none")
+	s.ModulesDir, s.Modules = "", nil
+	var plain, with bytes.Buffer
+	if _, err := Build(&plain, s); err != nil {
+		t.Fatal(err)
+	}
+	s.AllowInsecure, s.SetupRootConf = true, []byte("[etc]\nmount = \"transient\"\n")
+	if _, err := Build(&with, s); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{layout.AllowInsecure, layout.SetupRootConf} {
+		if strings.Contains(listing(t, plain.Bytes()), name) {
+			t.Errorf("%s present without the option", name)
+		}
+		if !strings.Contains(listing(t, with.Bytes()), name) {
+			t.Errorf("%s missing", name)
+		}
+	}
+	s.SetupRootConf = []byte("[etc]\nmount = transient\n")
+	if _, err := Build(&with, s); err == nil || !strings.Contains(err.Error(), "setup-root configuration: line 2") {
+		t.Errorf("bad configuration: %v", err)
+	}
+}

@@ -13,4 +13,12 @@ const (
 	// Secure Boot (the initrd is signed inside the UKI, so its presence is
 	// the signer's decision).
 	ShellUnderSecureBoot = "etc/cfsboot/allow-shell-under-secure-boot"
+	// AllowInsecure, when present, lets the init boot a command line entry
+	// with the '?' prefix (composefs.digest=?..., composefs=?...): the
+	// image and its objects need no fs-verity, and the boot is measured as
+	// composefs-insecure:<hex>. Without it such an entry is refused.
+	AllowInsecure = "etc/cfsboot/allow-insecure"
+	// SetupRootConf is composefs-setup-root's configuration (package
+	// setuproot), at the path composefs-rs and bootc read it from.
+	SetupRootConf = "usr/lib/composefs/setup-root-conf.toml"
 )

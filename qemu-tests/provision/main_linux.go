@@ -6,11 +6,16 @@
 // digest checked against ours), check the result with the store's fsck, and
 // remove the staging copy.
 //
+// A staged store with meta.json (a composefs-rs repository, SHA-512 and
+// symlinked images) becomes a repository on the disk made with the same
+// meta.json: sealed with its algorithm, images as symlinks to their objects.
+//
 // Kernel command line: provision.skip=images copies the images without
 // sealing them (for the "image without fs-verity" scenario).
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -20,6 +25,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"cfsboot/gen/repometa"
 	"cfsboot/gen/store"
 	"cfsboot/internal/vminit"
 	"cfsboot/verity"
@@ -47,7 +53,7 @@ func run() error {
 	if err := vminit.MountDisk("/dev/vda", "/mnt"); err != nil {
 		return err
 	}
-	st, err := store.Open(storeDir)
+	st, err := openStore()
 	if err != nil {
 		return err
 	}
@@ -82,6 +88,23 @@ func run() error {
 	}
 	fmt.Printf("PROVISIONED %d objects and %d images\n", objects, images)
 	return nil
+}
+
+// openStore makes the disk's store like the staged one: with its
+// meta.json when it has one.
+func openStore() (*store.Store, error) {
+	data, err := os.ReadFile(filepath.Join(staging, repometa.FileName))
+	if errors.Is(err, os.ErrNotExist) {
+		return store.Open(storeDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	meta, err := repometa.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return store.Create(storeDir, meta)
 }
 
 // addObjects adds the staged objects to the store in one batch, which
@@ -126,7 +149,7 @@ func addImages(st *store.Store, sealImages bool) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		name, err := verity.ParseDigest(filepath.Base(p))
+		name, err := verity.ParseSumAlgorithm(st.Algorithm(), filepath.Base(p))
 		if err != nil {
 			return 0, fmt.Errorf("staged image %s: %w", p, err)
 		}

@@ -63,7 +63,17 @@ func main() {
 	if _, err := os.Stat("/sysroot/composefs/images"); err == nil {
 		report("sysroot", "yes")
 	}
+	if target, err := os.Readlink("/run/systemd/volatile-root"); err == nil {
+		report("volatile root", "%s", target)
+	} else {
+		report("volatile root", "none: %v", err)
+	}
 	if cmdline, _ := os.ReadFile("/proc/cmdline"); slices.Contains(strings.Fields(string(cmdline)), "testinit.fsck") {
+		// The init leaves /sysroot read-only, as bootc does; tools that
+		// change the store remount it, as this one does to probe fs-verity.
+		if err := unix.Mount("", "/sysroot", "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+			report("store fsck", "error: remount /sysroot read-write: %v", err)
+		}
 		fsckStore("/sysroot/composefs")
 	}
 	if _, err := os.Stat("/run/log/systemd/tpm2-measure.log"); err == nil {
