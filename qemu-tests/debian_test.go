@@ -80,6 +80,9 @@ func Debian(t *testing.T) *DebianRoot {
 	if debianErr != nil {
 		t.Fatalf("Debian root: %v", debianErr)
 	}
+	if debian == nil { // buildDebian stopped the test that ran it
+		t.Fatal("Debian root: building it failed in another test")
+	}
 	return debian
 }
 

@@ -142,7 +142,7 @@ func newCountingDisk(t *testing.T, failing verity.Digest) *countingDisk {
 
 	c := &countingDisk{dir: dir, kernel: k, path: filepath.Join(dir, "disk.img"), vars: filepath.Join(dir, "vars.fd")}
 	c.buildUKI = func(ctx context.Context, d verity.Digest, cmdline, out string) error {
-		cmdline = "console=ttyS0 panic=1 " + cmdline
+		cmdline = consoleArgs + " panic=1 " + cmdline
 		if d == failing {
 			cmdline += " bootcount.fail"
 		}
@@ -283,7 +283,7 @@ func TestDeployPowerCut(t *testing.T) {
 	os.WriteFile(initrd, buf.Bytes(), 0o644)
 	deployVM := func(diskPath string) *VM {
 		return startQEMU(t, "-kernel", c.kernel.Image, "-initrd", initrd, "-no-reboot",
-			"-append", fmt.Sprintf("console=ttyS0 deployvm.esp=PARTUUID=%s deployvm.ref=B deployvm.known=A deployvm.ukisize=%d", c.res.ESP.UUID, len(ukiB)),
+			"-append", fmt.Sprintf(consoleArgs+" deployvm.esp=PARTUUID=%s deployvm.ref=B deployvm.known=A deployvm.ukisize=%d", c.res.ESP.UUID, len(ukiB)),
 			"-drive", "file="+diskPath+",if=virtio,format=raw",
 			"-drive", "file="+padded+",if=virtio,format=raw,readonly=on")
 	}

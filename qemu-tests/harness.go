@@ -23,6 +23,11 @@ import (
 // repoRoot is the repository, seen from this package's directory.
 const repoRoot = ".."
 
+// consoleArgs start every test kernel's command line: the serial console,
+// and no_timer_check because under TCG on a busy host the kernel's IO-APIC
+// timer check can fail and panic the boot ("IO-APIC + timer doesn't work").
+const consoleArgs = "console=ttyS0 no_timer_check"
+
 // bootTimeout bounds one wait on the console; TCG on a loaded 2-core
 // machine is slow, and a failing test should still end.
 const bootTimeout = 180 * time.Second
@@ -63,7 +68,7 @@ func BuildStatic(pkg, out string) error {
 // VMOptions describe one boot.
 type VMOptions struct {
 	Initrd string
-	Append string // kernel command line (console=ttyS0 is added)
+	Append string // kernel command line (consoleArgs come first)
 	Disk   string // raw disk image, attached as virtio /dev/vda; "" for none
 	TPM    bool   // attach a swtpm TPM 2.0 (TIS)
 	// TPMState reuses a swtpm state directory (a TPM that survives reboots).
@@ -99,7 +104,7 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	if o.UEFI != nil {
 		args = append(args, o.UEFI.qemuArgs()...)
 	} else {
-		args = append(args, "-kernel", k.Image, "-initrd", o.Initrd, "-append", "console=ttyS0 "+o.Append)
+		args = append(args, "-kernel", k.Image, "-initrd", o.Initrd, "-append", consoleArgs+" "+o.Append)
 	}
 	if o.Disk != "" {
 		args = append(args, "-drive", "file="+o.Disk+",if=virtio,format=raw,cache=unsafe")

@@ -50,7 +50,7 @@ func buildUKIWith(t *testing.T, initrdPath, cmdline string, pcrKey *rsa.PrivateK
 		t.Fatal(err)
 	}
 	out, err := uki.Build(stub, uki.Parts{
-		Linux: kernel, Initrd: initrd, Cmdline: []byte("console=ttyS0 " + cmdline),
+		Linux: kernel, Initrd: initrd, Cmdline: []byte(consoleArgs + " " + cmdline),
 		OSRelease: []byte("ID=cfsboot-test\nNAME=\"cfsboot test image\"\n"),
 		PCRKey:    pcrKey, PCRBanks: []string{"sha1", "sha256", "sha384", "sha512"},
 	})
@@ -290,7 +290,7 @@ func TestSecureBootUKIBindsImage(t *testing.T) {
 func TestSecureBootIgnoresOutsideCmdline(t *testing.T) {
 	t.Parallel()
 	image := writeEFI(t, signSnakeoil(t, buildUKI(t, cmdline(fx.Digest.String()))))
-	outside := "console=ttyS0 " + cmdline(fx.OtherDigest.String())
+	outside := consoleArgs + " " + cmdline(fx.OtherDigest.String())
 
 	insecure := NewUEFI(t, ovmfVarsSetup, image)
 	vm := Boot(t, fx.Kernel, VMOptions{Disk: fx.Disk(t, "sealed"), UEFI: &UEFI{Vars: insecure.Vars, Image: image, LoadOptions: outside}})

@@ -79,7 +79,9 @@ func Seal(ctx context.Context, o Options) (int, error) {
 		"-machine", "q35", "-cpu", "max", "-m", "1024", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-nic", "none", "-no-reboot",
 		"-kernel", o.Kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 cfsboot.seal.root=" + o.Root + " cfsboot.seal.store=" + store,
+		// no_timer_check: under TCG on a busy host the kernel's IO-APIC
+		// timer check can fail and panic the boot.
+		"-append", "console=ttyS0 no_timer_check panic=-1 cfsboot.seal.root=" + o.Root + " cfsboot.seal.store=" + store,
 		"-drive", "file=" + o.Disk + ",if=virtio,format=raw,cache=writeback",
 	}
 	accel := o.Accel
