@@ -155,9 +155,11 @@ func (b *Boot) boot(c Config) error {
 		}
 		b.stage = name
 		b.Sys.Log("stage " + name)
+		start := monotonic()
 		if err := run(); err != nil {
 			return &Failure{name, err}
 		}
+		b.Sys.Log(stageTime(name, start, monotonic()))
 		return nil
 	}
 	var imageFd int

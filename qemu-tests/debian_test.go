@@ -60,7 +60,7 @@ WantedBy=multi-user.target
 `
 
 // Debian builds (once per test run) the Debian root image and its sealed disk.
-func Debian(t *testing.T) *DebianRoot {
+func Debian(t testing.TB) *DebianRoot {
 	t.Helper()
 	debianOnce.Do(func() { debian, debianErr = buildDebian(t) })
 	if debianErr != nil {
@@ -69,7 +69,7 @@ func Debian(t *testing.T) *DebianRoot {
 	return debian
 }
 
-func buildDebian(t *testing.T) (*DebianRoot, error) {
+func buildDebian(t testing.TB) (*DebianRoot, error) {
 	out, err := exec.Command(filepath.Join(repoRoot, "qemu-tests", "debian-root.sh"), filepath.Join(repoRoot, ".cache", "debian-root")).Output()
 	if err != nil {
 		return nil, fmt.Errorf("debian-root.sh: %w", err)
@@ -129,7 +129,7 @@ func buildDebian(t *testing.T) (*DebianRoot, error) {
 }
 
 // Disk returns a private copy of the sealed Debian disk.
-func (d *DebianRoot) Disk(t *testing.T) string {
+func (d *DebianRoot) Disk(t testing.TB) string {
 	p := filepath.Join(t.TempDir(), "disk.img")
 	run(t, "cp", "--sparse=always", d.disk, p)
 	return p
