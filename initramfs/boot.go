@@ -149,17 +149,18 @@ func (b *Boot) prepare() (initrd, kernel []string, c *Config, err error) {
 }
 
 func (b *Boot) boot(c Config) error {
+	var stageStart time.Duration
 	stage := func(name string, run func() error) error {
 		if c.Break == name {
 			b.breakpoint(c, name)
 		}
 		b.stage = name
 		b.Sys.Log("stage " + name)
-		start := monotonic()
+		stageStart = monotonic()
 		if err := run(); err != nil {
 			return &Failure{name, err}
 		}
-		b.Sys.Log(stageTime(name, start, monotonic()))
+		b.Sys.Log(stageTime(name, stageStart, monotonic()))
 		return nil
 	}
 	var imageFd int
@@ -210,6 +211,8 @@ func (b *Boot) boot(c Config) error {
 				return fmt.Errorf("TPM: %w", err)
 			}
 			b.Sys.Log("switching to " + init)
+			// The last line before the exec (that never returns).
+			b.Sys.Log(stageTime(StageSwitch, stageStart, monotonic()))
 			return b.Sys.SwitchRoot(init)
 		}},
 	}

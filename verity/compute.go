@@ -35,6 +35,15 @@ func (b *builder) sum(block []byte) []byte {
 	return b.h.Sum(b.scratch[:0])
 }
 
+// reset empties the builder for the next input, keeping its buffers.
+func (b *builder) reset() {
+	for i := range b.levels {
+		b.levels[i] = b.levels[i][:0]
+		b.nblocks[i] = 0
+	}
+	b.n = 0
+}
+
 // addDataHash appends the digest of the next data block.
 func (b *builder) addDataHash(d []byte) {
 	if b.n == 0 {
@@ -115,23 +124,44 @@ func hashDataBlock(h hash.Hash, block []byte, out []byte) {
 
 var zeroBlock [BlockSize]byte
 
-// Compute returns the fs-verity digest of everything r yields, reading one
-// block at a time.
+// readChunk is how much Compute reads at a time: 64 blocks, so that a
+// small file costs one or two reads rather than one per block.
+const readChunk = 64 * BlockSize
+
+// computer is Compute's per-input state, pooled: digesting 20,000 small
+// files would otherwise allocate a tree builder, two hashes and a read
+// buffer for each.
+type computer struct {
+	b     *builder
+	h     hash.Hash
+	chunk [readChunk]byte
+}
+
+var computers [SHA512 + 1]sync.Pool // by Algorithm
+
+func (a Algorithm) getComputer() *computer {
+	if c, ok := computers[a].Get().(*computer); ok {
+		c.b.reset()
+		return c
+	}
+	return &computer{b: newBuilder(a), h: a.newHash()}
+}
+
+// Compute returns the fs-verity digest of everything r yields.
 func (a Algorithm) Compute(r io.Reader) (Sum, error) {
 	if !a.Valid() {
 		return Sum{}, fmt.Errorf("unknown fs-verity hash algorithm %d", uint8(a))
 	}
-	b := newBuilder(a)
-	h := a.newHash()
-	buf := make([]byte, BlockSize)
-	d := make([]byte, a.Size())
+	c := a.getComputer()
+	defer computers[a].Put(c)
+	var d [MaxSize]byte
 	var size uint64
 	for {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			size += uint64(n)
-			hashDataBlock(h, buf[:n], d)
-			b.addDataHash(d)
+		n, err := io.ReadFull(r, c.chunk[:])
+		size += uint64(n)
+		for off := 0; off < n; off += BlockSize {
+			hashDataBlock(c.h, c.chunk[off:min(off+BlockSize, n)], d[:a.Size()])
+			c.b.addDataHash(d[:a.Size()])
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
@@ -140,7 +170,7 @@ func (a Algorithm) Compute(r io.Reader) (Sum, error) {
 			return Sum{}, err
 		}
 	}
-	return descriptorDigest(a, size, b.root()), nil
+	return descriptorDigest(a, size, c.b.root()), nil
 }
 
 // ComputeBytes returns the fs-verity digest of data.

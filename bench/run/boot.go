@@ -63,41 +63,53 @@ func bootRows() error {
 	if err := sizeRows(ib.Initrds, roots["initramfs-tools"]); err != nil {
 		return err
 	}
-	boot := map[string][]float64{}
+	boot := map[string][]float64{}   // kernel start to the root's init
+	initrd := map[string][]float64{} // the initrd's /init to the root's init
 	stages := map[string][]float64{}
-	var order []string
+	order := []string{"start"}
 	for _, r := range ib.Boots {
 		boot[r.Initrd] = append(boot[r.Initrd], r.RootInit)
-		if r.Initrd != "cfsboot" {
+		initrd[r.Initrd] = append(initrd[r.Initrd], r.RootInit-r.InitrdRun)
+		if r.Initrd != "cfsboot" || len(r.Stages) == 0 {
 			continue
 		}
-		boot["kernel"] = append(boot["kernel"], r.InitrdRun)
-		end := r.InitrdRun
+		// Before the first stage: the Go runtime, early mounts, the
+		// command line; after the last: the root's init until it logs.
+		stages["start"] = append(stages["start"], r.Stages[0].StartMS/1000-r.InitrdRun)
 		for _, st := range r.Stages {
 			if _, ok := stages[st.Stage]; !ok {
 				order = append(order, st.Stage)
 			}
 			stages[st.Stage] = append(stages[st.Stage], st.MS/1000)
-			end = (st.StartMS + st.MS) / 1000
 		}
-		// The switch stage ends in the root's init, which logs no JSON.
-		stages[initramfs.StageSwitch] = append(stages[initramfs.StageSwitch], r.RootInit-end)
+		last := r.Stages[len(r.Stages)-1]
+		stages["exec"] = append(stages["exec"], r.RootInit-(last.StartMS+last.MS)/1000)
 	}
 	g := "initrd boot (guest clock, TCG)"
-	for _, name := range initrdNames {
-		r := &Row{Group: g, What: "boot to the root's init: " + name, Seconds: med(boot[name]), Vs: map[string]float64{}}
-		for _, other := range initrdNames {
-			if other != name && len(boot[other]) > 0 && len(boot[name]) > 0 {
-				r.Vs[other] = r.Seconds / med(boot[other])
+	compare := func(what string, m map[string][]float64) {
+		for _, name := range initrdNames {
+			if len(m[name]) == 0 {
+				continue
 			}
-		}
-		if len(boot[name]) > 0 {
+			r := &Row{Group: g, What: what + name, Seconds: med(m[name]), Vs: map[string]float64{}}
+			for _, other := range initrdNames {
+				if other != name && len(m[other]) > 0 {
+					r.Vs[other] = r.Seconds / med(m[other])
+				}
+			}
 			results.Rows = append(results.Rows, r)
 		}
 	}
-	results.Rows = append(results.Rows, &Row{Group: g, What: "cfsboot: kernel start to the initrd's /init", Seconds: med(boot["kernel"])})
-	for _, st := range append(order, initramfs.StageSwitch) {
-		results.Rows = append(results.Rows, &Row{Group: g, What: "cfsboot-init stage " + st, Seconds: med(stages[st])})
+	compare("kernel start to the root's init logging: ", boot)
+	compare("initrd's /init to the root's init logging: ", initrd)
+	what := map[string]string{"start": "runtime start, early mounts, command line",
+		"exec": "exec to the root's init logging (systemd's own start)"}
+	for _, st := range append(order, "exec") {
+		w := what[st]
+		if w == "" {
+			w = "stage " + st
+		}
+		results.Rows = append(results.Rows, &Row{Group: g, What: "cfsboot-init: " + w, Seconds: med(stages[st])})
 	}
 	return nil
 }
