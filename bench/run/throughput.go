@@ -105,8 +105,18 @@ func throughput(cfsboot string, mk *chroot) error {
 		defer mk.close()
 		mstore := filepath.Join(mk.root, "mnt", "mstore")
 		cmds = append(cmds,
-			Cmd{Name: "mkcomposefs", Argv: mk.argv("mkcomposefs", "--print-digest-only", inside, "/dev/null")},
+			Cmd{Name: "mkcomposefs", Argv: mk.argv("mkcomposefs", "--print-digest-only", inside)},
 			Cmd{Name: "mkstore", Argv: mk.argv("mkcomposefs", "--digest-store=/mnt/mstore", inside, "/mnt/m.img"), Before: emptyDir(mstore)})
+	}
+	xfs, err := xfsTree(dir)
+	if err != nil {
+		return err
+	}
+	if xfs != nil {
+		defer xfs.close()
+		cmds = append(cmds,
+			Cmd{Name: "xfscreate", Argv: []string{cfsboot, "-q", "image", "create", xfs.tree}},
+			Cmd{Name: "xfsstore", Argv: []string{cfsboot, "-q", "image", "create", xfs.tree, "--store", xfs.store}, Before: emptyDir(xfs.store)})
 	}
 	got, err := measure(cmds)
 	if err != nil {
@@ -136,6 +146,8 @@ func throughput(cfsboot string, mk *chroot) error {
 	add("mkcomposefs", "mkcomposefs --print-digest-only (2 threads)", "openssl256")
 	add("store", "cfsboot image create --store", "create", "mkstore")
 	add("mkstore", "mkcomposefs --digest-store", "mkcomposefs")
+	add("xfscreate", "XFS loop file: cfsboot image create (digest only)", "openssl256")
+	add("xfsstore", "XFS loop file: cfsboot image create --store (reflinks)", "xfscreate")
 	add("openssl512", "openssl dgst -sha512, one core (the SHA-512 limit)", "")
 	add("digest512", "cfsboot image digest --hash sha512, every file", "openssl512")
 	return nil
@@ -144,3 +156,49 @@ func throughput(cfsboot string, mk *chroot) error {
 // alias names the alternatives in the vs column.
 var alias = map[string]string{"mkcomposefs": "mkcomposefs", "mkstore": "mkcomposefs --digest-store",
 	"mkdump": "composefs-info dump", "mkimage": "mkcomposefs"}
+
+// loopFS is a filesystem in a loop file holding a copy of the tree.
+type loopFS struct{ mnt, tree, store string }
+
+// xfsTree mounts (made once) an XFS filesystem with reflinks in a loop
+// file under the cache, with a copy of dir, so that the store fill can
+// clone objects instead of copying them; nil without mkfs.xfs.
+func xfsTree(dir string) (*loopFS, error) {
+	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
+		return nil, nil
+	}
+	img := filepath.Join(*cache, "xfs.img")
+	if _, err := os.Stat(img); err != nil {
+		if err := sh("truncate", "-s", "4G", img+".tmp"); err != nil {
+			return nil, err
+		}
+		if err := sh("mkfs.xfs", "-q", "-m", "reflink=1", img+".tmp"); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(img+".tmp", img); err != nil {
+			return nil, err
+		}
+	}
+	l := &loopFS{mnt: filepath.Join(*cache, "xfs")}
+	l.tree, l.store = filepath.Join(l.mnt, "tree"), filepath.Join(l.mnt, "store")
+	if err := os.MkdirAll(l.mnt, 0o755); err != nil {
+		return nil, err
+	}
+	if err := sh("mount", "-o", "loop", img, l.mnt); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(l.tree + ".done"); err != nil {
+		os.RemoveAll(l.tree)
+		if err := sh("cp", "-a", dir, l.tree); err != nil {
+			l.close()
+			return nil, err
+		}
+		if err := os.WriteFile(l.tree+".done", nil, 0o644); err != nil {
+			l.close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func (l *loopFS) close() { sh("umount", l.mnt) }
