@@ -13,11 +13,15 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 )
 
@@ -55,9 +59,49 @@ type Results struct {
 
 var results Results
 
+// unmounts undoes the mounts in force (last first), also when the bench
+// is interrupted.
+var (
+	unmountMu sync.Mutex
+	unmounts  []string
+)
+
+func mounted(target string) {
+	unmountMu.Lock()
+	unmounts = append(unmounts, target)
+	unmountMu.Unlock()
+}
+
+func unmount(target string) {
+	unmountMu.Lock()
+	defer unmountMu.Unlock()
+	if i := slices.Index(unmounts, target); i >= 0 {
+		unmounts = slices.Delete(unmounts, i, i+1)
+		sh("umount", target)
+	}
+}
+
+func unmountAll() {
+	unmountMu.Lock()
+	defer unmountMu.Unlock()
+	for i := len(unmounts) - 1; i >= 0; i-- {
+		sh("umount", unmounts[i])
+	}
+	unmounts = nil
+}
+
 func main() {
 	flag.Parse()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		unmountAll()
+		os.Exit(1)
+	}()
+	defer unmountAll()
 	if err := run(); err != nil {
+		unmountAll()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

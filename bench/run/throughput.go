@@ -52,6 +52,7 @@ func (c *chroot) bind(dir string) (string, error) {
 		if err := sh("mount", "-t", "proc", "proc", proc); err != nil {
 			return "", err
 		}
+		mounted(proc)
 		c.mounts = append(c.mounts, proc)
 	}
 	inside := "/mnt/" + filepath.Base(dir)
@@ -62,6 +63,7 @@ func (c *chroot) bind(dir string) (string, error) {
 	if err := sh("mount", "--bind", dir, target); err != nil {
 		return "", err
 	}
+	mounted(target)
 	c.mounts = append(c.mounts, target)
 	return inside, nil
 }
@@ -70,7 +72,7 @@ func (c *chroot) argv(tool ...string) []string { return append([]string{"chroot"
 
 func (c *chroot) close() {
 	for i := len(c.mounts) - 1; i >= 0; i-- {
-		sh("umount", c.mounts[i])
+		unmount(c.mounts[i])
 	}
 	c.mounts = nil
 }
@@ -187,6 +189,7 @@ func xfsTree(dir string) (*loopFS, error) {
 	if err := sh("mount", "-o", "loop", img, l.mnt); err != nil {
 		return nil, err
 	}
+	mounted(l.mnt)
 	if _, err := os.Stat(l.tree + ".done"); err != nil {
 		os.RemoveAll(l.tree)
 		if err := sh("cp", "-a", dir, l.tree); err != nil {
@@ -201,4 +204,4 @@ func xfsTree(dir string) (*loopFS, error) {
 	return l, nil
 }
 
-func (l *loopFS) close() { sh("umount", l.mnt) }
+func (l *loopFS) close() { unmount(l.mnt) }
