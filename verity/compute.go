@@ -185,6 +185,13 @@ func (a Algorithm) ComputeBytes(data []byte) Sum {
 	return descriptorDigest(a, uint64(len(data)), b.root())
 }
 
+// windowBlocks is how many data blocks ComputeReaderAt hashes in parallel
+// between tree updates (64 MiB of data); their hashes wait in a pooled
+// buffer.
+const windowBlocks = 16384
+
+var windowPool = sync.Pool{New: func() any { return new([windowBlocks * MaxSize]byte) }}
+
 // parallelThreshold is the file size from which hashing the data level on
 // several cores beats the cost of starting goroutines.
 const parallelThreshold = 4 << 20
@@ -219,20 +226,19 @@ func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 	if size < parallelThreshold || workers < 2 {
 		return a.Compute(io.NewSectionReader(r, 0, size))
 	}
-	const (
-		chunkBlocks  = 256              // one worker's unit: 1 MiB of data
-		windowBlocks = 64 * chunkBlocks // hashes kept between tree updates
-	)
+	const chunkBlocks = readChunk / BlockSize // one worker's unit
 	dsize := int64(a.Size())
 	nblocks := (size + BlockSize - 1) / BlockSize
-	hashes := make([]byte, windowBlocks*dsize)
-	bufs := make([][]byte, workers)
-	hs := make([]hash.Hash, workers)
-	for w := range bufs {
-		bufs[w] = make([]byte, chunkBlocks*BlockSize)
-		hs[w] = a.newHash()
+	hashes := windowPool.Get().(*[windowBlocks * MaxSize]byte)
+	defer windowPool.Put(hashes)
+	// Each worker hashes with its own pooled state's hash and buffer; the
+	// tree is built in this goroutine's.
+	cs := make([]*computer, workers)
+	for w := range cs {
+		cs[w] = a.getComputer()
+		defer computers[a].Put(cs[w])
 	}
-	b := newBuilder(a)
+	b := cs[0].b
 	for win := int64(0); win < nblocks; win += windowBlocks {
 		winEnd := min(win+windowBlocks, nblocks)
 		next := make(chan int64, (winEnd-win)/chunkBlocks+1)
@@ -244,21 +250,21 @@ func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 		var wg sync.WaitGroup
 		for w := 0; w < workers; w++ {
 			wg.Add(1)
-			go func(w int) {
+			go func(c *computer, w int) {
 				defer wg.Done()
 				for first := range next {
 					off := first * BlockSize
-					n := min(int64(len(bufs[w])), size-off)
-					if _, err := r.ReadAt(bufs[w][:n], off); err != nil && err != io.EOF {
+					n := min(int64(readChunk), size-off)
+					if _, err := r.ReadAt(c.chunk[:n], off); err != nil && err != io.EOF {
 						errs[w] = err
 						return
 					}
 					for i := int64(0); i*BlockSize < n; i++ {
 						at := (first - win + i) * dsize
-						hashDataBlock(hs[w], bufs[w][i*BlockSize:min((i+1)*BlockSize, n)], hashes[at:at+dsize])
+						hashDataBlock(c.h, c.chunk[i*BlockSize:min((i+1)*BlockSize, n)], hashes[at:at+dsize])
 					}
 				}
-			}(w)
+			}(cs[w], w)
 		}
 		wg.Wait()
 		for _, err := range errs {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -273,6 +274,27 @@ func BenchmarkComputeSmallFiles(b *testing.B) {
 		for _, p := range paths {
 			if _, err := ComputeFile(p); err != nil {
 				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// The parallel path over several windows, twice (pooled state reused),
+// agrees with the serial one.
+func TestComputeReaderAtWindows(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one CPU: ComputeReaderAt takes the serial path")
+	}
+	data := pattern(2*windowBlocks*BlockSize + 12345)
+	for _, alg := range Algorithms {
+		want := alg.ComputeBytes(data)
+		for i := 0; i < 2; i++ {
+			got, err := alg.ComputeReaderAt(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s, run %d: ComputeReaderAt %s, ComputeBytes %s", alg, i, got, want)
 			}
 		}
 	}

@@ -42,6 +42,7 @@ type Row struct {
 	CPUSeconds float64            `json:"cpu_seconds,omitempty"` // median user+system
 	MBps       float64            `json:"mb_per_s,omitempty"`
 	USPerEntry float64            `json:"us_per_entry,omitempty"`
+	KiBEntry   float64            `json:"kib_per_entry,omitempty"` // peak RSS added per entry from the previous scale
 	PeakMiB    float64            `json:"peak_mib,omitempty"`
 	SizeMiB    float64            `json:"size_mib,omitempty"`
 	VsLimit    string             `json:"vs_limit,omitempty"` // "wall x / cpu x" against the group's limit
@@ -129,6 +130,7 @@ func run() error {
 			return err
 		}
 	}
+	prev := map[string]scalePoint{}
 	for _, f := range strings.Split(*scale, ",") {
 		if f == "" {
 			continue
@@ -137,7 +139,7 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("-scale %q: %w", f, err)
 		}
-		if err := scaleRows(cfsboot, tools, n); err != nil {
+		if err := scaleRows(cfsboot, tools, n, prev); err != nil {
 			return err
 		}
 	}
@@ -219,8 +221,8 @@ func treeBytes(dir string) (int64, error) {
 
 func printTable(w io.Writer) {
 	fmt.Fprintf(w, "\n%s; load average %s (before, after)\n\n", results.Machine, strings.Join(results.Load, " / "))
-	fmt.Fprintln(w, "| what | seconds | CPU s | MB/s | µs/entry | peak MiB | size MiB | vs limit (wall / CPU) | vs alternatives |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+	fmt.Fprintln(w, "| what | seconds | CPU s | MB/s | µs/entry | peak MiB | KiB/entry | size MiB | vs limit (wall / CPU) | vs alternatives |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
 	num := func(v float64, f string) string {
 		if v == 0 {
 			return ""
@@ -237,7 +239,7 @@ func printTable(w io.Writer) {
 		for _, k := range keys {
 			vs = append(vs, fmt.Sprintf("%.2fx %s", r.Vs[k], k))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.What, num(r.Seconds, "%.3f"), num(r.CPUSeconds, "%.2f"),
-			num(r.MBps, "%.0f"), num(r.USPerEntry, "%.1f"), num(r.PeakMiB, "%.0f"), num(r.SizeMiB, "%.1f"), r.VsLimit, strings.Join(vs, ", "))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.What, num(r.Seconds, "%.3f"), num(r.CPUSeconds, "%.2f"),
+			num(r.MBps, "%.0f"), num(r.USPerEntry, "%.1f"), num(r.PeakMiB, "%.0f"), num(r.KiBEntry, "%.2f"), num(r.SizeMiB, "%.1f"), r.VsLimit, strings.Join(vs, ", "))
 	}
 }

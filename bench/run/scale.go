@@ -5,9 +5,17 @@ import (
 	"path/filepath"
 )
 
+// scalePoint is one command's median peak RSS at a scale.
+type scalePoint struct {
+	entries int
+	peakMiB float64
+}
+
 // scaleRows times image create, store fsck and image dump on a tree of n
-// entries (mostly small files) next to mkcomposefs and composefs-info.
-func scaleRows(cfsboot string, mk *chroot, n int) error {
+// entries (mostly small files) next to mkcomposefs and composefs-info;
+// the memory each entry adds is measured from the previous scale (prev,
+// updated).
+func scaleRows(cfsboot string, mk *chroot, n int, prev map[string]scalePoint) error {
 	dir, err := tree(n)
 	if err != nil {
 		return err
@@ -53,6 +61,10 @@ func scaleRows(cfsboot string, mk *chroot, n int) error {
 		}
 		r := row(g, what, ss)
 		r.USPerEntry = r.Seconds / float64(n) * 1e6
+		if p, ok := prev[name]; ok && p.entries < n {
+			r.KiBEntry = (r.PeakMiB - p.peakMiB) * 1024 / float64(n-p.entries)
+		}
+		prev[name] = scalePoint{n, r.PeakMiB}
 		r.Vs = map[string]float64{}
 		for _, a := range alts {
 			if as, ok := got[a]; ok {
