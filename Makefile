@@ -20,9 +20,9 @@ APT_PACKAGES := qemu-system-x86 swtpm swtpm-tools ovmf erofs-utils fsverity attr
 	e2fsprogs libssl-dev busybox-static mmdebstrap zstd xz-utils cpio openssl gcc \
 	dosfstools xfsprogs btrfs-progs fdisk kmod bc binutils systemd man-db \
 	sbsigntool efitools mtools libtss2-esys-3.0.2-0 libtss2-tcti-swtpm0 python3-pefile \
-	umoci skopeo
+	umoci skopeo time
 
-.PHONY: all build deps test test-unit test-qemu bench demo clean man readme install
+.PHONY: all build deps test test-unit test-qemu bench bench-micro demo clean man readme install
 
 all: build
 
@@ -75,10 +75,17 @@ test-unit:
 test-qemu: deps
 	$(GO) test -count=1 -tags qemu -timeout 40m -v ./qemu-tests/ 2>&1 | tee $(CACHE)/qemu-test.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+\S+_test.go)'; exit $${PIPESTATUS[0]}
 
+# One table (README "Performance") and bench/results.json: cfsboot against
+# the SHA limit and mkcomposefs, store fill, scale trees, initrd sizes and
+# boots against initramfs-tools and dracut. BENCHFLAGS: see go run ./bench/run -h
+# (e.g. -scale=10000,100000,1000000 -runs=5 -boot=false).
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./verity/
+	$(GO) run ./bench/run $(BENCHFLAGS)
+
+# The Go micro-benchmarks of the hashing and import loops.
+bench-micro:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./verity/ ./gen/source/
 	$(GO) test -run '^$$' -bench Import -benchtime 1x ./gen/oci/
-	bench/image-create.sh
 
 demo: deps build
 	$(GO) test -count=1 -tags qemu -timeout 20m -v -run 'TestDebianSecureBoot$$' ./qemu-tests/

@@ -208,15 +208,18 @@ func (b *Boot) checkInsecure(c Config) error {
 }
 
 func (b *Boot) boot(c Config) error {
+	var stageStart time.Duration
 	stage := func(name string, run func() error) error {
 		if c.Break == name {
 			b.breakpoint(c, name)
 		}
 		b.stage = name
 		b.Sys.Log("stage " + name)
+		stageStart = monotonic()
 		if err := run(); err != nil {
 			return &Failure{name, err}
 		}
+		b.Sys.Log(stageTime(name, stageStart, monotonic()))
 		return nil
 	}
 	var image Image
@@ -267,6 +270,8 @@ func (b *Boot) boot(c Config) error {
 				return fmt.Errorf("TPM: %w", err)
 			}
 			b.Sys.Log("switching to " + init)
+			// The last line before the exec (that never returns).
+			b.Sys.Log(stageTime(StageSwitch, stageStart, monotonic()))
 			return b.Sys.SwitchRoot(init)
 		}},
 	}

@@ -74,7 +74,7 @@ WantedBy=multi-user.target
 `
 
 // Debian builds (once per test run) the Debian root image and its sealed disk.
-func Debian(t *testing.T) *DebianRoot {
+func Debian(t testing.TB) *DebianRoot {
 	t.Helper()
 	debianOnce.Do(func() { debian, debianErr = buildDebian(t) })
 	if debianErr != nil {
@@ -98,7 +98,7 @@ func debianTarball() (string, error) {
 // addDebianExtras writes into root what the tests add to Debian: the VM
 // kernel and its modules where a bootable container carries them, the
 // check service, a hostname, an empty machine-id and the cfsboot CLI.
-func addDebianExtras(t *testing.T, root string) error {
+func addDebianExtras(t testing.TB, root string) error {
 	version := filepath.Base(fx.Kernel.Modules)
 	mods := filepath.Join(root, "usr/lib/modules")
 	os.MkdirAll(mods, 0o755)
@@ -131,7 +131,7 @@ func addDebianExtras(t *testing.T, root string) error {
 	return nil
 }
 
-func buildDebian(t *testing.T) (*DebianRoot, error) {
+func buildDebian(t testing.TB) (*DebianRoot, error) {
 	tarball, err := debianTarball()
 	if err != nil {
 		return nil, err
@@ -168,7 +168,7 @@ func buildDebian(t *testing.T) (*DebianRoot, error) {
 }
 
 // Disk returns a private copy of the sealed Debian disk.
-func (d *DebianRoot) Disk(t *testing.T) string {
+func (d *DebianRoot) Disk(t testing.TB) string {
 	p := filepath.Join(t.TempDir(), "disk.img")
 	run(t, "cp", "--sparse=always", d.disk, p)
 	return p

@@ -35,6 +35,15 @@ func (b *builder) sum(block []byte) []byte {
 	return b.h.Sum(b.scratch[:0])
 }
 
+// reset empties the builder for the next input, keeping its buffers.
+func (b *builder) reset() {
+	for i := range b.levels {
+		b.levels[i] = b.levels[i][:0]
+		b.nblocks[i] = 0
+	}
+	b.n = 0
+}
+
 // addDataHash appends the digest of the next data block.
 func (b *builder) addDataHash(d []byte) {
 	if b.n == 0 {
@@ -115,23 +124,44 @@ func hashDataBlock(h hash.Hash, block []byte, out []byte) {
 
 var zeroBlock [BlockSize]byte
 
-// Compute returns the fs-verity digest of everything r yields, reading one
-// block at a time.
+// readChunk is how much Compute reads at a time: 64 blocks, so that a
+// small file costs one or two reads rather than one per block.
+const readChunk = 64 * BlockSize
+
+// computer is Compute's per-input state, pooled: digesting 20,000 small
+// files would otherwise allocate a tree builder, two hashes and a read
+// buffer for each.
+type computer struct {
+	b     *builder
+	h     hash.Hash
+	chunk [readChunk]byte
+}
+
+var computers [SHA512 + 1]sync.Pool // by Algorithm
+
+func (a Algorithm) getComputer() *computer {
+	if c, ok := computers[a].Get().(*computer); ok {
+		c.b.reset()
+		return c
+	}
+	return &computer{b: newBuilder(a), h: a.newHash()}
+}
+
+// Compute returns the fs-verity digest of everything r yields.
 func (a Algorithm) Compute(r io.Reader) (Sum, error) {
 	if !a.Valid() {
 		return Sum{}, fmt.Errorf("unknown fs-verity hash algorithm %d", uint8(a))
 	}
-	b := newBuilder(a)
-	h := a.newHash()
-	buf := make([]byte, BlockSize)
-	d := make([]byte, a.Size())
+	c := a.getComputer()
+	defer computers[a].Put(c)
+	var d [MaxSize]byte
 	var size uint64
 	for {
-		n, err := io.ReadFull(r, buf)
-		if n > 0 {
-			size += uint64(n)
-			hashDataBlock(h, buf[:n], d)
-			b.addDataHash(d)
+		n, err := io.ReadFull(r, c.chunk[:])
+		size += uint64(n)
+		for off := 0; off < n; off += BlockSize {
+			hashDataBlock(c.h, c.chunk[off:min(off+BlockSize, n)], d[:a.Size()])
+			c.b.addDataHash(d[:a.Size()])
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
@@ -140,7 +170,7 @@ func (a Algorithm) Compute(r io.Reader) (Sum, error) {
 			return Sum{}, err
 		}
 	}
-	return descriptorDigest(a, size, b.root()), nil
+	return descriptorDigest(a, size, c.b.root()), nil
 }
 
 // ComputeBytes returns the fs-verity digest of data.
@@ -154,6 +184,13 @@ func (a Algorithm) ComputeBytes(data []byte) Sum {
 	}
 	return descriptorDigest(a, uint64(len(data)), b.root())
 }
+
+// windowBlocks is how many data blocks ComputeReaderAt hashes in parallel
+// between tree updates (64 MiB of data); their hashes wait in a pooled
+// buffer.
+const windowBlocks = 16384
+
+var windowPool = sync.Pool{New: func() any { return new([windowBlocks * MaxSize]byte) }}
 
 // parallelThreshold is the file size from which hashing the data level on
 // several cores beats the cost of starting goroutines.
@@ -189,20 +226,19 @@ func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 	if size < parallelThreshold || workers < 2 {
 		return a.Compute(io.NewSectionReader(r, 0, size))
 	}
-	const (
-		chunkBlocks  = 256              // one worker's unit: 1 MiB of data
-		windowBlocks = 64 * chunkBlocks // hashes kept between tree updates
-	)
+	const chunkBlocks = readChunk / BlockSize // one worker's unit
 	dsize := int64(a.Size())
 	nblocks := (size + BlockSize - 1) / BlockSize
-	hashes := make([]byte, windowBlocks*dsize)
-	bufs := make([][]byte, workers)
-	hs := make([]hash.Hash, workers)
-	for w := range bufs {
-		bufs[w] = make([]byte, chunkBlocks*BlockSize)
-		hs[w] = a.newHash()
+	hashes := windowPool.Get().(*[windowBlocks * MaxSize]byte)
+	defer windowPool.Put(hashes)
+	// Each worker hashes with its own pooled state's hash and buffer; the
+	// tree is built in this goroutine's.
+	cs := make([]*computer, workers)
+	for w := range cs {
+		cs[w] = a.getComputer()
+		defer computers[a].Put(cs[w])
 	}
-	b := newBuilder(a)
+	b := cs[0].b
 	for win := int64(0); win < nblocks; win += windowBlocks {
 		winEnd := min(win+windowBlocks, nblocks)
 		next := make(chan int64, (winEnd-win)/chunkBlocks+1)
@@ -214,21 +250,21 @@ func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 		var wg sync.WaitGroup
 		for w := 0; w < workers; w++ {
 			wg.Add(1)
-			go func(w int) {
+			go func(c *computer, w int) {
 				defer wg.Done()
 				for first := range next {
 					off := first * BlockSize
-					n := min(int64(len(bufs[w])), size-off)
-					if _, err := r.ReadAt(bufs[w][:n], off); err != nil && err != io.EOF {
+					n := min(int64(readChunk), size-off)
+					if _, err := r.ReadAt(c.chunk[:n], off); err != nil && err != io.EOF {
 						errs[w] = err
 						return
 					}
 					for i := int64(0); i*BlockSize < n; i++ {
 						at := (first - win + i) * dsize
-						hashDataBlock(hs[w], bufs[w][i*BlockSize:min((i+1)*BlockSize, n)], hashes[at:at+dsize])
+						hashDataBlock(c.h, c.chunk[i*BlockSize:min((i+1)*BlockSize, n)], hashes[at:at+dsize])
 					}
 				}
-			}(w)
+			}(cs[w], w)
 		}
 		wg.Wait()
 		for _, err := range errs {

@@ -2,10 +2,13 @@ package verity
 
 import (
 	"bytes"
+	"errors"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -16,7 +19,7 @@ func pattern(n int) []byte {
 	return b
 }
 
-var sizes = []int{0, 1, 4095, 4096, 4097, 4096 * 128, 4096*128 + 1, 4096*129 + 7, 1<<20 + 1, 9<<20 + 12345}
+var sizes = []int{0, 1, 4095, 4096, 4097, readChunk - 1, readChunk, readChunk + 1, 4096 * 128, 4096*128 + 1, 4096*129 + 7, 1<<20 + 1, 9<<20 + 12345}
 
 // TestAgainstFsverityTool checks every code path (stream, bytes, parallel
 // file) of both algorithms, and the SHA-256 Digest API over them, against the
@@ -217,6 +220,82 @@ func TestHasherMatchesComputeBytes(t *testing.T) {
 		}
 		if got, want := h.Digest(), ComputeBytes(data); got != want || h.Size() != uint64(size) {
 			t.Errorf("size %d: Hasher %s (%d bytes), ComputeBytes %s", size, got, h.Size(), want)
+		}
+	}
+}
+
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("device went away")
+	}
+	n := min(len(p), f.n)
+	f.n -= n
+	return n, nil
+}
+
+// Compute's pooled state carries nothing from one input to the next: not
+// a deeper tree's levels, nor a failed read's partial blocks.
+func TestComputeStateReuse(t *testing.T) {
+	for _, alg := range Algorithms {
+		for _, n := range []int{9<<20 + 12345, 1, 0, 4096*129 + 7, 4097} {
+			if _, err := alg.Compute(&failingReader{n: 3 * readChunk / 2}); err == nil {
+				t.Fatal("a failing reader's error was lost")
+			}
+			data := pattern(n)
+			got, err := alg.Compute(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := alg.ComputeBytes(data); got != want {
+				t.Errorf("%s, %d bytes after other inputs: %s, want %s", alg, n, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkComputeSmallFiles(b *testing.B) {
+	dir := b.TempDir()
+	var paths []string
+	var total int64
+	for i := 0; i < 1000; i++ {
+		p := filepath.Join(dir, strconv.Itoa(i))
+		data := pattern(i * 41)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		paths = append(paths, p)
+		total += int64(len(data))
+	}
+	b.SetBytes(total)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, p := range paths {
+			if _, err := ComputeFile(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// The parallel path over several windows, twice (pooled state reused),
+// agrees with the serial one.
+func TestComputeReaderAtWindows(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one CPU: ComputeReaderAt takes the serial path")
+	}
+	data := pattern(2*windowBlocks*BlockSize + 12345)
+	for _, alg := range Algorithms {
+		want := alg.ComputeBytes(data)
+		for i := 0; i < 2; i++ {
+			got, err := alg.ComputeReaderAt(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s, run %d: ComputeReaderAt %s, ComputeBytes %s", alg, i, got, want)
+			}
 		}
 	}
 }

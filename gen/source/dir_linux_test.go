@@ -1,11 +1,13 @@
 package source_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -156,6 +158,41 @@ func TestDirRecordsSymlinksWithoutFollowing(t *testing.T) {
 		n := root.Lookup(name)
 		if n == nil || n.Mode&unix.S_IFMT != unix.S_IFLNK || n.Payload != target || n.Content != nil || n.Source != "" {
 			t.Errorf("%s: %+v", name, n)
+		}
+	}
+}
+
+// Directories are listed on several goroutines; the image is the same as
+// when one lists them all.
+func TestParallelWalkSameImage(t *testing.T) {
+	root := t.TempDir()
+	for i := 0; i < 40; i++ {
+		dir := filepath.Join(root, fmt.Sprintf("d%02d", i%7), fmt.Sprintf("e%02d", i))
+		if err := os.MkdirAll(filepath.Join(dir, "deeper"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j < 5; j++ {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d", j)), []byte(strings.Repeat("x", i*100+j)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	image := func(procs int) []byte {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		tr, err := source.Dir(root, source.Options{UseEpoch: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := erofs.Build(tr, erofs.DefaultOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	want := image(1)
+	for i := 0; i < 5; i++ {
+		if got := image(4); !bytes.Equal(got, want) {
+			t.Fatal("the image of a tree listed on 4 goroutines differs from one listed on 1")
 		}
 	}
 }

@@ -93,11 +93,14 @@ func Build(w io.Writer, s Spec) (Result, error) {
 		}
 		var order strings.Builder
 		for _, m := range mods {
-			data, err := os.ReadFile(m.Path)
+			// Stored decompressed: the initrd's compression covers them,
+			// and finit_module need not unpack each one (xz in the
+			// kernel was most of the init's module stage under TCG).
+			data, err := kmod.ReadModule(m.Path)
 			if err != nil {
-				return res, fmt.Errorf("initrd: %w", err)
+				return res, fmt.Errorf("initrd: module %s: %w", m.Path, err)
 			}
-			base := filepath.Base(m.Path)
+			base := strings.TrimSuffix(strings.TrimSuffix(filepath.Base(m.Path), ".xz"), ".zst")
 			add(path.Join(layout.ModulesDir, base), data, cpio.S_IFREG|0o644)
 			order.WriteString(base + "\n")
 			res.Modules = append(res.Modules, m.Name)

@@ -181,7 +181,7 @@ func (m Modinfo) SoftPre() []string {
 // ReadModinfo reads the .modinfo section of a module file, decompressing
 // .ko.xz and .ko.zst.
 func ReadModinfo(path string) (Modinfo, error) {
-	raw, err := readModule(path)
+	raw, err := ReadModule(path)
 	if err != nil {
 		return nil, fmt.Errorf("module %s: %w", path, err)
 	}
@@ -206,7 +206,8 @@ func ReadModinfo(path string) (Modinfo, error) {
 	return info, nil
 }
 
-func readModule(path string) ([]byte, error) {
+// ReadModule reads a module file, decompressing .ko.xz and .ko.zst.
+func ReadModule(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

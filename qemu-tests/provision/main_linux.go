@@ -77,6 +77,10 @@ func run() error {
 			return fmt.Errorf("store fsck after provisioning: %v", problems)
 		}
 	}
+	// The store holds its directory open: close it or /mnt stays busy.
+	if err := st.Close(); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(staging); err != nil {
 		return err
 	}
