@@ -454,4 +454,3 @@ func (b *Builder) Bootloader(context.Context) (string, error) {
 	out := filepath.Join(b.work, "systemd-bootx64.efi")
 	return out, os.WriteFile(out, data, 0o644)
 }
-
