@@ -352,15 +352,18 @@ func (b *Builder) initrd(img *image) (string, error) {
 	if img.initrd != "" {
 		return img.initrd, nil
 	}
-	ix, err := kmod.NewIndex(img.modulesDir)
-	if err != nil {
-		return "", err
-	}
 	want := b.o.Modules
 	if want == nil {
 		want = DefaultModules
 	}
 	var mods []string
+	ix := &kmod.Index{}
+	if len(want) > 0 {
+		var err error
+		if ix, err = kmod.NewIndex(img.modulesDir); err != nil {
+			return "", err
+		}
+	}
 	for _, m := range want {
 		if ix.Has(m) {
 			mods = append(mods, m)

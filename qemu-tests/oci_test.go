@@ -23,14 +23,55 @@ import (
 func TestDebianFromOCI(t *testing.T) {
 	t.Parallel()
 	Debian(t) // the same Debian root; its fixture also fetches the tarball
+	dir := t.TempDir()
+	ref := debianOCI(t, dir, nil)
+
+	staging := filepath.Join(dir, "staging")
+	out := run(t, fx.CfsbootBin, "oci", "import", ref, "--store", filepath.Join(staging, "provision"), "--json")
+	var imported struct {
+		Digest    string `json:"digest"`
+		Layers    int    `json:"layers"`
+		Artefacts []struct {
+			Kind, Path string
+		} `json:"boot_artefacts"`
+	}
+	if err := json.Unmarshal([]byte(out), &imported); err != nil {
+		t.Fatalf("oci import output %q: %v", out, err)
+	}
+	if imported.Layers != 2 || len(imported.Artefacts) == 0 || !strings.HasSuffix(imported.Artefacts[0].Path, "/vmlinuz") {
+		t.Errorf("oci import: %s", out)
+	}
+	disk := filepath.Join(dir, "disk.img")
+	if err := fx.provisionDisk(t, staging, disk, "1G", ""); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(staging)
+	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, TPM: true, Append: cmdline(imported.Digest)})
+	vm.WaitFor(`cfsboot: composefs image ` + imported.Digest + ` verified`)
+	state := vm.WaitFor(`CHECK state: `)
+	vm.WaitFor(`CHECK done`)
+	vm.WaitExit()
+	if !strings.HasSuffix(state, "running") {
+		t.Errorf("systemd in the imported image says %q", state)
+	}
+}
+
+// debianOCI writes the Debian root as a bootable container would ship it
+// into an OCI image layout in dir: mmdebstrap's tarball as the base layer,
+// the kernel, modules and test service (addDebianExtras, then more when
+// given) as a second layer. It returns the image's reference.
+func debianOCI(t *testing.T, dir string, more func(root string)) string {
+	t.Helper()
 	base, err := debianTarball()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	extras := filepath.Join(dir, "extras")
 	if err := addDebianExtras(t, extras); err != nil {
 		t.Fatal(err)
+	}
+	if more != nil {
+		more(extras)
 	}
 	top := filepath.Join(dir, "extras.tar")
 	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", extras, "-cf", top, ".")
@@ -61,33 +102,5 @@ func TestDebianFromOCI(t *testing.T) {
 	if err := lay.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "debian"})); err != nil {
 		t.Fatal(err)
 	}
-
-	staging := filepath.Join(dir, "staging")
-	out := run(t, fx.CfsbootBin, "oci", "import", "oci:"+filepath.Join(dir, "layout")+":debian", "--store", filepath.Join(staging, "provision"), "--json")
-	var imported struct {
-		Digest    string `json:"digest"`
-		Layers    int    `json:"layers"`
-		Artefacts []struct {
-			Kind, Path string
-		} `json:"boot_artefacts"`
-	}
-	if err := json.Unmarshal([]byte(out), &imported); err != nil {
-		t.Fatalf("oci import output %q: %v", out, err)
-	}
-	if imported.Layers != 2 || len(imported.Artefacts) == 0 || !strings.HasSuffix(imported.Artefacts[0].Path, "/vmlinuz") {
-		t.Errorf("oci import: %s", out)
-	}
-	disk := filepath.Join(dir, "disk.img")
-	if err := fx.provisionDisk(t, staging, disk, "1G", ""); err != nil {
-		t.Fatal(err)
-	}
-	os.RemoveAll(staging)
-	vm := Boot(t, fx.Kernel, VMOptions{Initrd: fx.InitrdNoShell, Disk: disk, TPM: true, Append: cmdline(imported.Digest)})
-	vm.WaitFor(`cfsboot: composefs image ` + imported.Digest + ` verified`)
-	state := vm.WaitFor(`CHECK state: `)
-	vm.WaitFor(`CHECK done`)
-	vm.WaitExit()
-	if !strings.HasSuffix(state, "running") {
-		t.Errorf("systemd in the imported image says %q", state)
-	}
+	return "oci:" + filepath.Join(dir, "layout") + ":debian"
 }
