@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"cfsboot/disk"
@@ -56,9 +55,8 @@ func (b *Builder) sealInPlace(diskPath string, root disk.Partition) error {
 	if err != nil {
 		return err
 	}
-	opts := "loop,offset=" + strconv.FormatInt(root.Offset(), 10) + ",sizelimit=" + strconv.FormatInt(root.Bytes(), 10)
-	if out, err := exec.Command("mount", "-t", "ext4", "-o", opts, diskPath, mnt).CombinedOutput(); err != nil {
-		return fmt.Errorf("seal: mount the root partition of %s: %v: %s", diskPath, err, out)
+	if err := mountPartition(diskPath, root, mnt); err != nil {
+		return fmt.Errorf("seal: %w", err)
 	}
 	b.logf("sealing the store in place (the host kernel has fs-verity)")
 	n, err := inplace.Seal(filepath.Join(mnt, install.StoreDir), nil)

@@ -75,8 +75,15 @@ func debianOCI(t *testing.T, dir string, more func(root string)) string {
 	}
 	top := filepath.Join(dir, "extras.tar")
 	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", extras, "-cf", top, ".")
+	return writeOCILayout(t, filepath.Join(dir, "layout"), "debian", base, top)
+}
+
+// writeOCILayout writes an image of the layer tarballs (in order) as name
+// in a new OCI image layout dir and returns its reference.
+func writeOCILayout(t *testing.T, dir, name string, tars ...string) string {
+	t.Helper()
 	var layers []v1.Layer
-	for _, p := range []string{base, top} {
+	for _, p := range tars {
 		l, err := tarball.LayerFromFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -95,12 +102,12 @@ func debianOCI(t *testing.T, dir string, more func(root string)) string {
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		t.Fatal(err)
 	}
-	lay, err := layout.Write(filepath.Join(dir, "layout"), empty.Index)
+	lay, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lay.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "debian"})); err != nil {
+	if err := lay.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": name})); err != nil {
 		t.Fatal(err)
 	}
-	return "oci:" + filepath.Join(dir, "layout") + ":debian"
+	return "oci:" + dir + ":" + name
 }

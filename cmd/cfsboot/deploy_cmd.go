@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -187,24 +188,26 @@ On a running system the store is on the root device cfsboot-init left at
 /sysroot (or /run/cfsboot/sysroot), the ESP is found in /efi, /boot/efi or
 /boot, and the new UKI keeps the running kernel command line; --root and
 --esp name them for a mounted system. The store seals what is added when its
-filesystem has fs-verity.`,
-		Example: "  cfsboot deploy oci:./debian:v2\n  cfsboot deploy --root /mnt --esp /mnt/efi --cmdline 'root=PARTUUID=... rw' --keep 3 oci:./debian:v2",
+filesystem has fs-verity. --disk works offline on an installed disk file or
+device (as root): its root partition is loop-mounted, and what was added is
+sealed afterwards as cfsboot install seals (in place, or in the sealing VM).`,
+		Example: "  cfsboot deploy oci:./debian:v2\n  cfsboot deploy --disk disk.img --keys ./keys oci:./debian:v2\n  cfsboot deploy --root /mnt --esp /mnt/efi --cmdline 'root=PARTUUID=... rw' --keep 3 oci:./debian:v2",
 		Args:    exactArgs("REF"),
 	}
-	espDir := cmd.Flags().String("esp", "", "the mounted ESP `DIR` (default: the first of /efi, /boot/efi, /boot with loader/loader.conf)")
+	espDir, diskPath := espFlags(cmd)
 	root := cmd.Flags().String("root", "", "the physical root `DIR` holding composefs/ and state/ (default: the running system's)")
 	keep := cmd.Flags().Int("keep", 2, "deployments to keep (the booted one always stays)")
-	cmdline := cmd.Flags().String("cmdline", "", "kernel command line besides composefs= (default: the running kernel's)")
+	cmdline := cmd.Flags().String("cmdline", "", "kernel command line besides composefs= (default: the running kernel's; with --disk the default entry's)")
 	newBuilder := builderFlags(cmd)
+	cmd.MarkFlagsMutuallyExclusive("root", "disk")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *keep < 1 {
 			return usageErrorf("--keep %d: at least 1", *keep)
 		}
-		running := *root == ""
-		if *cmdline == "" && !running {
+		if *cmdline == "" && *root != "" {
 			return usageErrorf("--cmdline is needed with --root (at least root=...)")
 		}
-		t, err := openTarget(*espDir, "")
+		t, err := openTarget(*espDir, *diskPath)
 		if err != nil {
 			return err
 		}
@@ -218,11 +221,30 @@ filesystem has fs-verity.`,
 		}
 		defer b.Close()
 		m.UKI, m.Cmdline = b.BuildUKI, *cmdline
-		if running {
+		ctx := cmd.Context()
+		switch {
+		case t.table != nil:
+			rootPart, err := t.table.Find(disk.TypeRootX86_64)
+			if err != nil {
+				return fmt.Errorf("%s: %w", *diskPath, err)
+			}
+			if m.Cmdline == "" {
+				if m.Cmdline, err = bootimage.DefaultCmdline(m); err != nil {
+					return err
+				}
+			}
+			images, stateDir, done, err := bootimage.OpenDisk(ctx, *diskPath, rootPart, b)
+			if err != nil {
+				return err
+			}
+			m.Images, m.StateDir = images, stateDir
+			_, err = m.Deploy(ctx, args[0], *keep)
+			return errors.Join(err, done())
+		case *root == "":
+			// The running system: keep its deployment and its command line.
 			if *root, err = bootimage.FindPhysicalRoot(); err != nil {
 				return err
 			}
-			// The running system: keep its deployment and its command line.
 			booted, err := deploy.ReadBooted()
 			if err != nil {
 				return err
@@ -240,7 +262,7 @@ filesystem has fs-verity.`,
 			return err
 		}
 		m.StateDir = filepath.Join(*root, install.StateDir)
-		_, err = m.Deploy(cmd.Context(), args[0], *keep)
+		_, err = m.Deploy(ctx, args[0], *keep)
 		return err
 	}
 	return cmd
