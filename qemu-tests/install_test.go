@@ -229,8 +229,8 @@ func parseStatus(t *testing.T, line string, st *deployStatus) string {
 }
 
 // nextImageDisk is a disk for the running system to deploy from: an OCI
-// layout of a small image with the same kernel and OS ID (no init: it is
-// never meant to get that far), the keys and systemd-stub.
+// layout of a small image with the same kernel and os-release (no init:
+// it is never meant to get that far), the keys and systemd-stub.
 func nextImageDisk(t *testing.T, keys string) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -241,7 +241,14 @@ func nextImageDisk(t *testing.T, keys string) string {
 	}
 	run(t, "cp", "-a", fx.Kernel.Modules, mods)
 	run(t, "cp", fx.Kernel.Image, filepath.Join(mods, filepath.Base(fx.Kernel.Modules), "vmlinuz"))
-	if err := os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=debian\nNAME=\"next\"\n"), 0o644); err != nil {
+	// Debian's os-release: systemd-boot orders entries by their
+	// os-release version before their names.
+	base, err := debianTarball()
+	if err != nil {
+		t.Fatal(err)
+	}
+	osRelease := run(t, "tar", "-xOf", base, "./usr/lib/os-release")
+	if err := os.WriteFile(filepath.Join(root, "etc/os-release"), []byte(osRelease), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	layer := filepath.Join(dir, "layer.tar")
