@@ -68,7 +68,11 @@ func enrolledMachine(t *testing.T, keysDir string) *UEFI {
 // the store sealed in the helper VM since this host kernel has no
 // fs-verity), and OVMF with the user's enrolled keys boots it under Secure
 // Boot through systemd-boot to multi-user.target; `cfsboot status` inside
-// reports the booted deployment.
+// reports the booted deployment. The running system then deploys a next
+// image itself (`cfsboot deploy`), whose image is tampered with: its boot
+// fails verification three times and systemd-boot falls back to the first
+// with no human step. Last, the host deploys a third image offline
+// (`cfsboot deploy --disk`).
 func TestInstallDebian(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -126,7 +130,7 @@ func TestInstallDebian(t *testing.T) {
 		t.Errorf("entry %s: want <os>-1-%s+3.efi", entry, digest[:12])
 	}
 
-	next := nextImageDisk(t, keys)
+	next, nextLayer := nextImageDisk(t, keys)
 	vm := Boot(t, fx.Kernel, VMOptions{Disk: diskPath, TPM: true, UEFI: machine, ExtraDisks: []string{next}})
 	vm.WaitFor(`EFI stub: UEFI Secure Boot is enabled`)
 	vm.WaitFor(`cfsboot: composefs image ` + digest + ` verified`)
@@ -201,6 +205,34 @@ func TestInstallDebian(t *testing.T) {
 	if e := fell.Entries[1]; e.File != "debian-2-"+bad[1][:12]+"+0-3.efi" || !e.Bad || e.TriesLeft == nil || *e.TriesLeft != 0 || e.TriesDone != 3 {
 		t.Errorf("the tampered deployment after the fallback: %+v", e)
 	}
+
+	// Offline, from the host: deploy a third image onto the disk file (its
+	// root partition loop-mounted, what was added sealed in the sealing
+	// VM). --keep 2 removes the entry that used up its tries, not A.
+	extra := filepath.Join(t.TempDir(), "third")
+	os.MkdirAll(filepath.Join(extra, "etc"), 0o755)
+	os.WriteFile(filepath.Join(extra, "etc", "third"), []byte("the third image\n"), 0o644)
+	extraLayer := filepath.Join(t.TempDir(), "third.tar")
+	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", extra, "-cf", extraLayer, ".")
+	third := writeOCILayout(t, filepath.Join(t.TempDir(), "layout"), "third", nextLayer, extraLayer)
+	cmd = exec.Command(fx.CfsbootBin, "deploy", "--disk", diskPath, "--keys", keys, "--stub", stubPath, third)
+	stderr.Reset()
+	cmd.Stderr = &stderr
+	start = time.Now()
+	if out, err := cmd.Output(); err != nil {
+		t.Fatalf("cfsboot deploy --disk: %v\n%s%s", err, out, stderr.String())
+	}
+	t.Logf("cfsboot deploy --disk took %v:\n%s", time.Since(start), stderr.String())
+	m = regexp.MustCompile(`deployed ([0-9a-f]{64}) as EFI/Linux/(\S+)`).FindStringSubmatch(stderr.String())
+	if m == nil || !regexp.MustCompile(`sealed \d+ files`).MatchString(stderr.String()) {
+		t.Fatalf("cfsboot deploy --disk did not say what it deployed and sealed")
+	}
+	var offline deployStatus
+	js = parseStatus(t, "json: "+run(t, fx.CfsbootBin, "status", "--disk", diskPath, "--json"), &offline)
+	thirdID := "debian-3-" + m[1][:12] + ".efi"
+	if offline.Default != thirdID || offline.Rollback != id || len(offline.Entries) != 2 {
+		t.Errorf("status --disk after deploy --disk: %s; want %s the default, %s the rollback, and no bad entry", js, thirdID, id)
+	}
 }
 
 // deployStatus is what the tests read of `cfsboot status --json`.
@@ -231,7 +263,7 @@ func parseStatus(t *testing.T, line string, st *deployStatus) string {
 // nextImageDisk is a disk for the running system to deploy from: an OCI
 // layout of a small image with the same kernel and os-release (no init:
 // it is never meant to get that far), the keys and systemd-stub.
-func nextImageDisk(t *testing.T, keys string) string {
+func nextImageDisk(t *testing.T, keys string) (disk, layer string) {
 	t.Helper()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "root")
@@ -251,7 +283,7 @@ func nextImageDisk(t *testing.T, keys string) string {
 	if err := os.WriteFile(filepath.Join(root, "etc/os-release"), []byte(osRelease), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	layer := filepath.Join(dir, "layer.tar")
+	layer = filepath.Join(dir, "layer.tar")
 	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", root, "-cf", layer, ".")
 	content := filepath.Join(dir, "content")
 	os.MkdirAll(content, 0o755)
@@ -260,5 +292,5 @@ func nextImageDisk(t *testing.T, keys string) string {
 	run(t, "cp", stubPath, content)
 	img := filepath.Join(dir, "next.img")
 	run(t, "mkfs.ext4", "-q", "-F", "-d", content, img, "256M")
-	return img
+	return img, layer
 }
