@@ -7,6 +7,7 @@
 package bootimage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -93,19 +94,13 @@ func New(o Options) (*Builder, error) {
 		}
 		b.signer = &k.DB
 	}
-	for _, p := range []*string{&b.o.Init, &b.o.SealInit} {
-		if *p != "" {
-			continue
-		}
+	if b.o.Init == "" || b.o.SealInit == "" {
 		self, err := os.Executable()
 		if err != nil {
 			return nil, err
 		}
-		name := "cfsboot-init"
-		if p == &b.o.SealInit {
-			name = "cfsboot-seal"
-		}
-		*p = filepath.Join(filepath.Dir(self), name)
+		b.o.Init = cmp.Or(b.o.Init, filepath.Join(filepath.Dir(self), "cfsboot-init"))
+		b.o.SealInit = cmp.Or(b.o.SealInit, filepath.Join(filepath.Dir(self), "cfsboot-seal"))
 	}
 	work, err := os.MkdirTemp("", "cfsboot-bootimage-")
 	if err != nil {

@@ -180,9 +180,9 @@ func newDeployCmd() *cobra.Command {
 		Long: `Add the image to the store, write its signed UKI as a new boot loader entry
 with 3 tries, and make it the default in one rename. The previous default
 stays as the rollback entry: if the new one fails all its tries,
-systemd-boot boots the rollback by itself. Deployments beyond --keep (and
-not booted) are removed with their UKIs, state directories and
-unreferenced objects.
+systemd-boot boots the rollback by itself. Deployments beyond --keep are
+removed with their UKIs, state directories and unreferenced objects: those
+that used up their tries first, never the booted one.
 
 On a running system the store is on the root device cfsboot-init left at
 /sysroot (or /run/cfsboot/sysroot), the ESP is found in /efi, /boot/efi or
