@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -136,7 +137,8 @@ func (b *Builder) Import(ctx context.Context, ref, storeDir string) (verity.Dige
 	defer closeSource()
 	batch := st.NewBatch()
 	defer batch.Abort()
-	res, err := oci.Import(src, oci.Options{Sink: batch})
+	kept := &keepingSink{batch: batch, dir: filepath.Join(b.work, "kept"), files: map[verity.Digest]string{}}
+	res, err := oci.Import(src, oci.Options{Sink: kept})
 	if err != nil {
 		return verity.Digest{}, "", fmt.Errorf("import %s: %w", ref, err)
 	}
@@ -148,7 +150,7 @@ func (b *Builder) Import(ctx context.Context, ref, storeDir string) (verity.Dige
 		return verity.Digest{}, "", fmt.Errorf("import %s: %w", ref, err)
 	}
 	b.logf("imported %s as %s", ref, d)
-	img, err := b.extract(st, res, d)
+	img, err := b.extract(reader{st: st, root: res.Tree, kept: kept.files}, res, d)
 	if err != nil {
 		return verity.Digest{}, "", fmt.Errorf("image %s (%s): %w", ref, d, err)
 	}
@@ -158,7 +160,7 @@ func (b *Builder) Import(ctx context.Context, ref, storeDir string) (verity.Dige
 
 // extract copies the kernel, its modules, os-release and systemd's EFI
 // binaries out of the imported tree into the work directory.
-func (b *Builder) extract(st *store.Store, res *oci.Result, d verity.Digest) (*image, error) {
+func (b *Builder) extract(r reader, res *oci.Result, d verity.Digest) (*image, error) {
 	img := &image{dir: filepath.Join(b.work, d.String())}
 	var kernel *oci.BootArtefact
 	for i, a := range res.Artefacts {
@@ -173,7 +175,6 @@ func (b *Builder) extract(st *store.Store, res *oci.Result, d verity.Digest) (*i
 		return nil, errors.New("no kernel in /usr/lib/modules/<version>/vmlinuz")
 	}
 	img.version = kernel.Version
-	r := reader{st: st, root: res.Tree}
 	img.modulesDir = filepath.Join(img.dir, "modules", img.version)
 	if err := r.copyTree(path.Dir(kernel.Path), img.modulesDir); err != nil {
 		return nil, err
@@ -219,10 +220,51 @@ func osReleaseID(data []byte) string {
 	return ""
 }
 
-// reader reads files of an imported tree whose contents are in a store.
+// keepingSink stores file contents through the batch and keeps a copy of
+// the boot pieces (kernels, modules, systemd's EFI binaries): the stored
+// objects of a store that is already sealed cannot be read back on a host
+// kernel without fs-verity.
+type keepingSink struct {
+	batch *store.Batch
+	dir   string
+	files map[verity.Digest]string
+}
+
+// bootPiece reports whether a file at name (as a layer names it) may be
+// read back to boot the image.
+func bootPiece(name string) bool {
+	return strings.HasPrefix(name, "usr/lib/modules/") || name == strings.TrimPrefix(StubPath, "/") || name == strings.TrimPrefix(BootloaderPath, "/")
+}
+
+func (k *keepingSink) Put(r io.Reader) (verity.Digest, error) { return k.batch.Put(r) }
+
+func (k *keepingSink) PutNamed(name string, r io.Reader) (verity.Digest, error) {
+	if !bootPiece(name) {
+		return k.batch.Put(r)
+	}
+	if err := os.MkdirAll(k.dir, 0o755); err != nil {
+		return verity.Digest{}, err
+	}
+	f, err := os.CreateTemp(k.dir, "file-")
+	if err != nil {
+		return verity.Digest{}, err
+	}
+	defer f.Close()
+	d, err := k.batch.Put(io.TeeReader(r, f))
+	if err != nil {
+		os.Remove(f.Name())
+		return d, err
+	}
+	k.files[d] = f.Name()
+	return d, nil
+}
+
+// reader reads files of an imported tree: from the copies the import
+// kept, else from the store's objects.
 type reader struct {
 	st   *store.Store
 	root *tree.Node
+	kept map[verity.Digest]string
 }
 
 // lookup finds p in the tree, following symbolic links (relative to their
@@ -283,6 +325,9 @@ func (r reader) content(p string, n *tree.Node) ([]byte, error) {
 		return nil, fmt.Errorf("%s in the image: no digest to find its content by", p)
 	}
 	obj := filepath.Join(r.st.Dir(), "objects", tree.ObjectPathOf(sum))
+	if d, ok := sum.Digest(); ok && r.kept[d] != "" {
+		obj = r.kept[d]
+	}
 	data, err := os.ReadFile(obj)
 	if err != nil {
 		return nil, fmt.Errorf("%s in the image: %w", p, err)
