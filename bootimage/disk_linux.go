@@ -35,12 +35,13 @@ func OpenDisk(ctx context.Context, diskPath string, root disk.Partition, b *Buil
 		if b.last == nil {
 			return nil // nothing was added
 		}
-		return b.Seal(ctx, diskPath, root)
+		return b.seal(ctx, diskPath, root, images != nil && images.gcPending)
 	}
 	images, err = OpenImages(mnt, b)
 	if err != nil {
 		return nil, "", nil, errors.Join(err, done())
 	}
+	images.deferGC = !hostVerity()
 	return images, filepath.Join(mnt, install.StateDir), done, nil
 }
 

@@ -20,6 +20,10 @@ import (
 type Images struct {
 	Dir     string
 	Builder *Builder
+	// deferGC leaves GC to the sealing VM (OpenDisk on a host without
+	// fs-verity, which cannot read the sealed images); gcPending says it
+	// was asked for.
+	deferGC, gcPending bool
 }
 
 var _ deploy.Images = (*Images)(nil)
@@ -71,6 +75,10 @@ func (i *Images) Remove(d verity.Digest) error {
 }
 
 func (i *Images) GC() error {
+	if i.deferGC {
+		i.gcPending = true
+		return nil
+	}
 	return i.exclusive(func(st *store.Store) error {
 		_, _, err := st.GC(false)
 		return err

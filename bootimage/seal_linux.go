@@ -23,7 +23,20 @@ const ext4Verity = "/sys/fs/ext4/features/verity"
 // the host kernel can, else in a short VM booting the last imported
 // image's kernel with cfsboot-seal. It is an install.Seams.Seal.
 func (b *Builder) Seal(ctx context.Context, diskPath string, root disk.Partition) error {
-	if _, err := os.Stat(ext4Verity); err == nil {
+	return b.seal(ctx, diskPath, root, false)
+}
+
+// hostVerity reports whether the host kernel can enable (and read)
+// fs-verity files.
+func hostVerity() bool {
+	_, err := os.Stat(ext4Verity)
+	return err == nil
+}
+
+// seal seals the store; gc also removes the objects no image references,
+// in the sealing VM (only it can read the sealed images).
+func (b *Builder) seal(ctx context.Context, diskPath string, root disk.Partition, gc bool) error {
+	if hostVerity() {
 		return b.sealInPlace(diskPath, root)
 	}
 	if b.last == nil {
@@ -33,7 +46,7 @@ func (b *Builder) Seal(ctx context.Context, diskPath string, root disk.Partition
 	last := time.Time{}
 	n, err := seal.Seal(ctx, seal.Options{
 		Kernel: b.last.kernel, ModulesDir: b.last.modulesDir, Init: b.o.SealInit,
-		Disk: diskPath, Root: "PARTUUID=" + root.UUID.String(), Store: install.StoreDir,
+		Disk: diskPath, Root: "PARTUUID=" + root.UUID.String(), Store: install.StoreDir, GC: gc,
 		Progress: func(done, total int) {
 			if done == total || time.Since(last) > 5*time.Second {
 				b.logf("sealing: %d/%d files", done, total)

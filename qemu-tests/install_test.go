@@ -224,8 +224,10 @@ func TestInstallDebian(t *testing.T) {
 	}
 	t.Logf("cfsboot deploy --disk took %v:\n%s", time.Since(start), stderr.String())
 	m = regexp.MustCompile(`deployed ([0-9a-f]{64}) as EFI/Linux/(\S+)`).FindStringSubmatch(stderr.String())
-	if m == nil || !regexp.MustCompile(`sealed \d+ files`).MatchString(stderr.String()) {
-		t.Fatalf("cfsboot deploy --disk did not say what it deployed and sealed")
+	for _, want := range []string{`sealed \d+ files`, `removing deployment debian-2-` + bad[1][:12]} {
+		if m == nil || !regexp.MustCompile(want).MatchString(stderr.String()) {
+			t.Fatalf("cfsboot deploy --disk did not say what it deployed, or /%s/", want)
+		}
 	}
 	var offline deployStatus
 	js = parseStatus(t, "json: "+run(t, fx.CfsbootBin, "status", "--disk", diskPath, "--json"), &offline)

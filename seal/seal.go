@@ -27,6 +27,9 @@ type Options struct {
 	Disk       string // the installed disk (file or device)
 	Root       string // root= value of the root partition: PARTUUID=...
 	Store      string // the store's path on the root partition; "" for composefs
+	// GC removes the objects no image references after sealing (the host
+	// cannot: it cannot read sealed images without fs-verity).
+	GC bool
 	// Progress is called as files are sealed; nil for none.
 	Progress func(done, total int)
 	// Console receives the VM's whole console output; nil to drop it.
@@ -75,11 +78,15 @@ func Seal(ctx context.Context, o Options) (int, error) {
 	if qemu == "" {
 		qemu = "qemu-system-x86_64"
 	}
+	cmdline := "console=ttyS0 panic=-1 cfsboot.seal.root=" + o.Root + " cfsboot.seal.store=" + store
+	if o.GC {
+		cmdline += " cfsboot.seal.gc"
+	}
 	args := []string{
 		"-machine", "q35", "-cpu", "max", "-m", "1024", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-nic", "none", "-no-reboot",
 		"-kernel", o.Kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 cfsboot.seal.root=" + o.Root + " cfsboot.seal.store=" + store,
+		"-append", cmdline,
 		"-drive", "file=" + o.Disk + ",if=virtio,format=raw,cache=writeback",
 	}
 	accel := o.Accel
