@@ -221,7 +221,7 @@ func osReleaseID(data []byte) string {
 }
 
 // keepingSink stores file contents through the batch and keeps a copy of
-// the boot pieces (kernels, modules, systemd's EFI binaries): the stored
+// the boot pieces (kernels, modules, os-release, systemd's EFI binaries): the stored
 // objects of a store that is already sealed cannot be read back on a host
 // kernel without fs-verity.
 type keepingSink struct {
@@ -233,7 +233,11 @@ type keepingSink struct {
 // bootPiece reports whether a file at name (as a layer names it) may be
 // read back to boot the image.
 func bootPiece(name string) bool {
-	return strings.HasPrefix(name, "usr/lib/modules/") || name == strings.TrimPrefix(StubPath, "/") || name == strings.TrimPrefix(BootloaderPath, "/")
+	switch "/" + name {
+	case StubPath, BootloaderPath, "/etc/os-release", "/usr/lib/os-release":
+		return true
+	}
+	return strings.HasPrefix(name, "usr/lib/modules/")
 }
 
 func (k *keepingSink) Put(r io.Reader) (verity.Digest, error) { return k.batch.Put(r) }
