@@ -33,9 +33,7 @@ type System interface {
 	// symlinks and without opening anything else (FIFO, device).
 	OpenImage(path string) (fd int, err error)
 	Measure(fd int) (verity.Digest, error)
-	// The overlay's source names the image (composefs:<hex>): a booted
-	// system reads its deployment from the root mount, as bootc does.
-	MountComposefs(imageFd int, objectsDir, source string) error
+	MountComposefs(imageFd int, objectsDir string) error
 	SetupState(c Config) error
 	// FindInit returns the first candidate that is an executable file in
 	// the new root (resolved inside it).
@@ -199,9 +197,7 @@ func (b *Boot) boot(c Config) error {
 			}
 			return nil
 		}},
-		{StageMount, func() error {
-			return b.Sys.MountComposefs(imageFd, path.Join(Sysroot, c.Store, "objects"), "composefs:"+c.Digest.String())
-		}},
+		{StageMount, func() error { return b.Sys.MountComposefs(imageFd, path.Join(Sysroot, c.Store, "objects")) }},
 		{StageState, func() error { return b.Sys.SetupState(c) }},
 		{StageSwitch, func() (err error) {
 			candidates := []string{"/sbin/init", "/usr/lib/systemd/systemd"}

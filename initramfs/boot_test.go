@@ -64,8 +64,8 @@ func (f *fakeSystem) Measure(fd int) (verity.Digest, error) {
 	f.measuredFd = fd
 	return f.digest, f.measure
 }
-func (f *fakeSystem) MountComposefs(fd int, _, source string) error {
-	f.call("mount " + source)
+func (f *fakeSystem) MountComposefs(fd int, _ string) error {
+	f.call("composefs")
 	f.mountedFd = fd
 	return nil
 }
@@ -158,7 +158,7 @@ func hasExactly(list []string, s string) bool {
 func TestGoodBootReachesSwitchRoot(t *testing.T) {
 	f := good(t)
 	err, events := run(t, f)
-	want := []string{"early", "modules", "tpm:open", "tpm:enter", "wait LABEL=r", "mountroot /dev/vda ext4", "open /sysroot/composefs/images/" + digest, "measure", "tpm:composefs:" + digest, "mount composefs:" + digest, "state", "findinit", "tpm:leave", "switch /sbin/init"}
+	want := []string{"early", "modules", "tpm:open", "tpm:enter", "wait LABEL=r", "mountroot /dev/vda ext4", "open /sysroot/composefs/images/" + digest, "measure", "tpm:composefs:" + digest, "composefs", "state", "findinit", "tpm:leave", "switch /sbin/init"}
 	if strings.Join(f.calls[:len(want)], "|") != strings.Join(want, "|") {
 		t.Fatalf("calls %v\nwant %v", f.calls, want)
 	}
@@ -201,7 +201,7 @@ func TestVerificationFailuresNeverMount(t *testing.T) {
 			if err == nil || !has(f.messages, c.want) {
 				t.Fatalf("messages %v, want %q", f.messages, c.want)
 			}
-			for _, forbidden := range []string{"mount composefs:" + digest, "state", "switch /sbin/init", "shell"} {
+			for _, forbidden := range []string{"composefs", "state", "switch /sbin/init", "shell"} {
 				if hasExactly(f.calls, forbidden) {
 					t.Errorf("%s ran after a failed verification: %v", forbidden, f.calls)
 				}
@@ -265,7 +265,7 @@ func TestBreakpoint(t *testing.T) {
 	f.cmdline += " rd.break=mount"
 	run(t, f)
 	joined := strings.Join(f.calls, "|")
-	if !strings.Contains(joined, "measure|tpm:composefs:"+digest+"|tpm:debug-shell|shell|mount composefs:"+digest) {
+	if !strings.Contains(joined, "measure|tpm:composefs:"+digest+"|tpm:debug-shell|shell|composefs") {
 		t.Fatalf("rd.break=mount: %v", f.calls)
 	}
 	if !has(f.critical, "rd.break=mount: continuing the boot; it is measured as debugged") {

@@ -85,7 +85,7 @@ func fileKind(mode uint32) string {
 
 func (s *Linux) Measure(fd int) (verity.Digest, error) { return verity.Measure(fd) }
 
-func (s *Linux) MountComposefs(imageFd int, objectsDir, source string) error {
+func (s *Linux) MountComposefs(imageFd int, objectsDir string) error {
 	for _, d := range []string{imageMount, NewRoot} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -97,6 +97,6 @@ func (s *Linux) MountComposefs(imageFd int, objectsDir, source string) error {
 		}
 		return err
 	}
-	ov := mount.Overlay{Source: source, Lower: []string{imageMount}, Data: []string{objectsDir}, Composefs: true, Verity: mount.VerityRequire}
+	ov := mount.Overlay{Lower: []string{imageMount}, Data: []string{objectsDir}, Composefs: true, Verity: mount.VerityRequire}
 	return ov.Mount(NewRoot)
 }

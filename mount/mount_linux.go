@@ -107,7 +107,6 @@ const (
 
 // Overlay describes an overlayfs mount.
 type Overlay struct {
-	Source      string   // the mount's source name; "" for "composefs"
 	Lower       []string // top first
 	Data        []string // data-only lower layers (the object store)
 	Upper, Work string   // both empty for a read-only overlay
@@ -128,11 +127,7 @@ func (o Overlay) Mount(target string) error {
 		return err
 	}
 	defer c.close()
-	source := o.Source
-	if source == "" {
-		source = "composefs"
-	}
-	if err := c.set("source", source); err != nil {
+	if err := c.set("source", "composefs"); err != nil {
 		return err
 	}
 	for _, l := range o.Lower {
