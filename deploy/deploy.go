@@ -124,7 +124,7 @@ func nextSerial(deps []Deployment) int {
 // rollback entry.
 func (m *Manager) Deploy(ctx context.Context, ref string, keep int) (Deployment, error) {
 	if m.Images == nil || m.UKI == nil {
-		return Deployment{}, errors.New("deploy: the image store and the UKI builder are not wired")
+		return Deployment{}, errors.New("deploy: the Manager needs Images and UKI")
 	}
 	if keep < 1 {
 		return Deployment{}, fmt.Errorf("deploy: keep %d: at least 1 deployment must stay", keep)
