@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"cfsboot/deploy"
 	"cfsboot/gen/store"
 	"cfsboot/install"
@@ -92,4 +94,27 @@ func (i *Images) exclusive(do func(*store.Store) error) error {
 	}
 	defer st.Close()
 	return do(st)
+}
+
+// MakeWritable lets a running system's tools change the physical root at
+// root, which cfsboot-init leaves read-only as a mount (the filesystem
+// itself stays writable, as bootc leaves /sysroot): it clears the mount's
+// read-only flag and returns the function that sets it again.
+func MakeWritable(root string) (restore func() error, err error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", root, err)
+	}
+	if st.Flags&unix.ST_RDONLY == 0 {
+		return func() error { return nil }, nil
+	}
+	if err := unix.MountSetattr(unix.AT_FDCWD, root, 0, &unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}); err != nil {
+		return nil, fmt.Errorf("making %s writable: %w", root, err)
+	}
+	return func() error {
+		if err := unix.MountSetattr(unix.AT_FDCWD, root, 0, &unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}); err != nil {
+			return fmt.Errorf("making %s read-only again: %w", root, err)
+		}
+		return nil
+	}, nil
 }

@@ -200,7 +200,7 @@ sealed afterwards as cfsboot install seals (in place, or in the sealing VM).`,
 	cmdline := cmd.Flags().String("cmdline", "", "kernel command line besides composefs= (default: the running kernel's; with --disk the default entry's)")
 	newBuilder := builderFlags(cmd)
 	cmd.MarkFlagsMutuallyExclusive("root", "disk")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
 		if *keep < 1 {
 			return usageErrorf("--keep %d: at least 1", *keep)
 		}
@@ -245,6 +245,11 @@ sealed afterwards as cfsboot install seals (in place, or in the sealing VM).`,
 			if *root, err = bootimage.FindPhysicalRoot(); err != nil {
 				return err
 			}
+			restore, err := bootimage.MakeWritable(*root)
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, restore()) }()
 			booted, err := deploy.ReadBooted()
 			if err != nil {
 				return err
