@@ -33,7 +33,7 @@ if [ -b /dev/vdb ]; then
 	echo "CHECK status after deploy json: $(cfsboot status --json 2>&1 | tr -d '\n')"
 	# Tamper with the new image: its next boots fail verification.
 	b=$(sed -n 's/^deployed \([0-9a-f]*\) as .*/\1/p' /run/deploy.log)
-	for r in /sysroot /run/cfsboot/sysroot; do [ -d $r/composefs/images ] && s=$r/composefs/images; done
+	for r in /sysroot /run/cfsboot/sysroot; do [ -d $r/composefs/images ] && s=$r/composefs/images && mount -o remount,bind,rw $r; done
 	if [ -n "$b" ] && rm "$s/$b" && echo tampered >"$s/$b"; then echo "CHECK tampered: $s/$b"; fi
 fi
 echo "CHECK done"
