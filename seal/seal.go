@@ -78,7 +78,9 @@ func Seal(ctx context.Context, o Options) (int, error) {
 	if qemu == "" {
 		qemu = "qemu-system-x86_64"
 	}
-	cmdline := "console=ttyS0 panic=-1 cfsboot.seal.root=" + o.Root + " cfsboot.seal.store=" + store
+	// no_timer_check: under TCG on a busy host the kernel's IO-APIC timer
+	// check can fail and panic the boot (as on main).
+	cmdline := "console=ttyS0 no_timer_check panic=-1 cfsboot.seal.root=" + o.Root + " cfsboot.seal.store=" + store
 	if o.GC {
 		cmdline += " cfsboot.seal.gc"
 	}
