@@ -30,6 +30,7 @@ build:
 	@mkdir -p $(BIN)
 	$(GOBUILD) -o $(BIN)/cfsboot ./cmd/cfsboot
 	CGO_ENABLED=0 $(GOBUILD) -trimpath -ldflags='-s -w' -o $(BIN)/cfsboot-init ./cmd/cfsboot-init
+	CGO_ENABLED=0 $(GOBUILD) -trimpath -ldflags='-s -w' -o $(BIN)/cfsboot-seal ./cmd/cfsboot-seal
 
 # Man pages, generated from the commands' own help.
 man: build
@@ -44,6 +45,7 @@ readme: build
 install: build man
 	install -Dm755 $(BIN)/cfsboot $(DESTDIR)$(PREFIX)/bin/cfsboot
 	install -Dm755 $(BIN)/cfsboot-init $(DESTDIR)$(PREFIX)/bin/cfsboot-init
+	install -Dm755 $(BIN)/cfsboot-seal $(DESTDIR)$(PREFIX)/bin/cfsboot-seal
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m644 man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d

@@ -124,7 +124,7 @@ func nextSerial(deps []Deployment) int {
 // rollback entry.
 func (m *Manager) Deploy(ctx context.Context, ref string, keep int) (Deployment, error) {
 	if m.Images == nil || m.UKI == nil {
-		return Deployment{}, errors.New("deploy: the image store and the UKI builder are not wired")
+		return Deployment{}, errors.New("deploy: the Manager needs Images and UKI")
 	}
 	if keep < 1 {
 		return Deployment{}, fmt.Errorf("deploy: keep %d: at least 1 deployment must stay", keep)
@@ -221,17 +221,24 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-// Prune keeps the keep deployments with the highest serials and the booted
-// one, and removes the others: the UKI first (so no entry ever points at a
-// removed image), then the state directory and the image, then the objects
-// no image references.
+// Prune keeps the keep newest deployments (highest serials) that can still
+// boot, then bad ones (tries used up, which systemd-boot never picks
+// again), and the booted one; it removes the others: the UKI first (so no
+// entry ever points at a removed image), then the state directory and the
+// image, then the objects no image references. Preferring good entries
+// keeps the last deployment that booted when newer ones failed.
 func (m *Manager) Prune(keep int) error {
 	deps, err := m.Entries()
 	if err != nil {
 		return err
 	}
-	// Newest first: the keep highest serials stay.
-	slices.SortStableFunc(deps, func(a, b Deployment) int { return cmp.Compare(b.Serial, a.Serial) })
+	// Good before bad, newest first: the first keep stay.
+	slices.SortStableFunc(deps, func(a, b Deployment) int {
+		if c := cmp.Compare(boolInt(a.Bad()), boolInt(b.Bad())); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.Serial, a.Serial)
+	})
 	removed := 0
 	for i, dep := range deps {
 		if i < keep || (m.Booted != nil && dep.Digest != nil && *dep.Digest == *m.Booted) {

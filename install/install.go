@@ -72,7 +72,7 @@ func (o Options) logf(format string, args ...any) {
 // the UKI and the ESP image are ready on the host.
 func Install(ctx context.Context, o Options, s Seams) (*Result, error) {
 	if s.Import == nil || s.BuildUKI == nil || s.Bootloader == nil || s.Seal == nil {
-		return nil, errors.New("install: image import, UKI builder, boot loader or sealing is not wired")
+		return nil, errors.New("install: the seams need Import, BuildUKI, Bootloader and Seal (bootimage.Builder.Seams gives them)")
 	}
 	espSize := o.ESPSize
 	if espSize == 0 {

@@ -15,9 +15,9 @@ import (
 	"cfsboot/verity"
 )
 
-func TestInstallNotWired(t *testing.T) {
+func TestInstallWithoutSeams(t *testing.T) {
 	_, err := Install(context.Background(), Options{Image: "x", Disk: filepath.Join(t.TempDir(), "d"), Size: 1 << 30}, Seams{})
-	if err == nil || !strings.Contains(err.Error(), "not wired") {
+	if err == nil || !strings.Contains(err.Error(), "seams need") {
 		t.Fatalf("Install with no seams: %v", err)
 	}
 }

@@ -64,7 +64,7 @@ func NewFixture(dir string) (*Fixture, error) {
 	if f.Kernel, err = FetchKernel(); err != nil {
 		return nil, err
 	}
-	bins := map[string]string{"./cmd/cfsboot-init": "cfsboot-init", "./qemu-tests/testinit": "testinit", "./qemu-tests/provision": "provision"}
+	bins := map[string]string{"./cmd/cfsboot-init": "cfsboot-init", "./cmd/cfsboot-seal": "cfsboot-seal", "./qemu-tests/testinit": "testinit", "./qemu-tests/provision": "provision"}
 	for pkg, name := range bins {
 		if err := BuildStatic(pkg, filepath.Join(dir, name)); err != nil {
 			return nil, err

@@ -23,47 +23,11 @@ import (
 func TestDebianFromOCI(t *testing.T) {
 	t.Parallel()
 	Debian(t) // the same Debian root; its fixture also fetches the tarball
-	base, err := debianTarball()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	extras := filepath.Join(dir, "extras")
-	if err := addDebianExtras(t, extras); err != nil {
-		t.Fatal(err)
-	}
-	top := filepath.Join(dir, "extras.tar")
-	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", extras, "-cf", top, ".")
-	var layers []v1.Layer
-	for _, p := range []string{base, top} {
-		l, err := tarball.LayerFromFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		layers = append(layers, l)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layers...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.OS, cfg.Architecture = "linux", "amd64"
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
-		t.Fatal(err)
-	}
-	lay, err := layout.Write(filepath.Join(dir, "layout"), empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lay.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "debian"})); err != nil {
-		t.Fatal(err)
-	}
+	ref := debianOCI(t, dir, nil)
 
 	staging := filepath.Join(dir, "staging")
-	out := run(t, fx.CfsbootBin, "oci", "import", "oci:"+filepath.Join(dir, "layout")+":debian", "--store", filepath.Join(staging, "provision"), "--json")
+	out := run(t, fx.CfsbootBin, "oci", "import", ref, "--store", filepath.Join(staging, "provision"), "--json")
 	var imported struct {
 		Digest    string `json:"digest"`
 		Layers    int    `json:"layers"`
@@ -90,4 +54,60 @@ func TestDebianFromOCI(t *testing.T) {
 	if !strings.HasSuffix(state, "running") {
 		t.Errorf("systemd in the imported image says %q", state)
 	}
+}
+
+// debianOCI writes the Debian root as a bootable container would ship it
+// into an OCI image layout in dir: mmdebstrap's tarball as the base layer,
+// the kernel, modules and test service (addDebianExtras, then more when
+// given) as a second layer. It returns the image's reference.
+func debianOCI(t *testing.T, dir string, more func(root string)) string {
+	t.Helper()
+	base, err := debianTarball()
+	if err != nil {
+		t.Fatal(err)
+	}
+	extras := filepath.Join(dir, "extras")
+	if err := addDebianExtras(t, extras); err != nil {
+		t.Fatal(err)
+	}
+	if more != nil {
+		more(extras)
+	}
+	top := filepath.Join(dir, "extras.tar")
+	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", extras, "-cf", top, ".")
+	return writeOCILayout(t, filepath.Join(dir, "layout"), "debian", base, top)
+}
+
+// writeOCILayout writes an image of the layer tarballs (in order) as name
+// in a new OCI image layout dir and returns its reference.
+func writeOCILayout(t *testing.T, dir, name string, tars ...string) string {
+	t.Helper()
+	var layers []v1.Layer
+	for _, p := range tars {
+		l, err := tarball.LayerFromFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	lay, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lay.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": name})); err != nil {
+		t.Fatal(err)
+	}
+	return "oci:" + dir + ":" + name
 }

@@ -27,6 +27,9 @@ type Options struct {
 	Disk       string // the installed disk (file or device)
 	Root       string // root= value of the root partition: PARTUUID=...
 	Store      string // the store's path on the root partition; "" for composefs
+	// GC removes the objects no image references after sealing (the host
+	// cannot: it cannot read sealed images without fs-verity).
+	GC bool
 	// Progress is called as files are sealed; nil for none.
 	Progress func(done, total int)
 	// Console receives the VM's whole console output; nil to drop it.
@@ -75,13 +78,17 @@ func Seal(ctx context.Context, o Options) (int, error) {
 	if qemu == "" {
 		qemu = "qemu-system-x86_64"
 	}
+	// no_timer_check: under TCG on a busy host the kernel's IO-APIC timer
+	// check can fail and panic the boot (as on main).
+	cmdline := "console=ttyS0 no_timer_check panic=-1 cfsboot.seal.root=" + o.Root + " cfsboot.seal.store=" + store
+	if o.GC {
+		cmdline += " cfsboot.seal.gc"
+	}
 	args := []string{
 		"-machine", "q35", "-cpu", "max", "-m", "1024", "-smp", "1",
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-nic", "none", "-no-reboot",
 		"-kernel", o.Kernel, "-initrd", initrd,
-		// no_timer_check: under TCG on a busy host the kernel's IO-APIC
-		// timer check can fail and panic the boot.
-		"-append", "console=ttyS0 no_timer_check panic=-1 cfsboot.seal.root=" + o.Root + " cfsboot.seal.store=" + store,
+		"-append", cmdline,
 		"-drive", "file=" + o.Disk + ",if=virtio,format=raw,cache=writeback",
 	}
 	accel := o.Accel

@@ -3,7 +3,9 @@
 // the installed root partition (cfsboot.seal.root=, a root= value), enables
 // fs-verity on every object and image of the store there
 // (cfsboot.seal.store=, default composefs), checking each digest against
-// its name, reports progress on the console and powers off.
+// its name, with cfsboot.seal.gc removes the objects no image references
+// (what a host without fs-verity cannot do: it cannot read sealed images),
+// reports progress on the console and powers off.
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"cfsboot/gen/store"
 	"cfsboot/initramfs/blockdev"
 	"cfsboot/internal/vminit"
 	"cfsboot/seal/inplace"
@@ -44,14 +47,15 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	spec, store := "", "composefs"
+	spec, storeDir, gc := "", "composefs", false
 	for _, w := range strings.Fields(string(raw)) {
 		if v, ok := strings.CutPrefix(w, "cfsboot.seal.root="); ok {
 			spec = v
 		}
 		if v, ok := strings.CutPrefix(w, "cfsboot.seal.store="); ok {
-			store = v
+			storeDir = v
 		}
+		gc = gc || w == "cfsboot.seal.gc"
 	}
 	if spec == "" {
 		return fmt.Errorf("no cfsboot.seal.root= on the kernel command line")
@@ -67,7 +71,7 @@ func run() error {
 		return fmt.Errorf("mount %s (%s): %w", dev.Path, spec, err)
 	}
 	last := time.Time{}
-	n, err := inplace.Seal(filepath.Join(mnt, store), func(done, total int) {
+	n, err := inplace.Seal(filepath.Join(mnt, storeDir), func(done, total int) {
 		if done == total || time.Since(last) > time.Second {
 			fmt.Println(inplace.ProgressLine(done, total))
 			last = time.Now()
@@ -76,9 +80,29 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if gc {
+		if err := collect(filepath.Join(mnt, storeDir)); err != nil {
+			return err
+		}
+	}
 	if err := unix.Unmount(mnt, 0); err != nil {
 		return fmt.Errorf("unmount %s: %w", dev.Path, err)
 	}
 	fmt.Println(inplace.SealedLine(n))
+	return nil
+}
+
+// collect removes the objects no image of the store at dir references.
+func collect(dir string) error {
+	st, err := store.OpenExisting(dir, store.OpenOptions{Lock: store.Exclusive})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	removed, freed, err := st.GC(false)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("cfsboot-seal: removed %d unreferenced objects (%d bytes)\n", len(removed), freed)
 	return nil
 }

@@ -35,7 +35,7 @@ a boot.`,
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "no progress output (it is shown only when stderr is a terminal)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newImageCmd(), newStoreCmd(), newInitramfsCmd(), newOCICmd(), newUKICmd(), newKeysCmd(), newPCRCmd(), newRollbackCmd(&deploySeams{}), newStatusCmd(&deploySeams{}), newVersionCmd(), newDocsCmd())
+	root.AddCommand(newImageCmd(), newStoreCmd(), newInitramfsCmd(), newOCICmd(), newUKICmd(), newKeysCmd(), newPCRCmd(), newInstallCmd(), newDeployCmd(), newRollbackCmd(), newStatusCmd(), newVersionCmd(), newDocsCmd())
 	makeGroupsStrict(root)
 	return root
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -11,34 +10,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"cfsboot/bootimage"
 	"cfsboot/deploy"
 	"cfsboot/disk"
 	"cfsboot/install"
 )
-
-// deploySeams are what install, deploy, rollback and status need from the
-// OCI import, the store, the UKI builder and the sealing VM; they are
-// filled where the commands are registered. A command whose seam is nil
-// fails with "not wired" and does nothing.
-type deploySeams struct {
-	// Install returns the seams of one installation, signing the boot
-	// loader and the UKI with the Secure Boot keys in keysDir (--keys).
-	Install func(keysDir string) install.Seams
-	// UKI returns the builder of a new deployment's UKI, signing with the
-	// keys in keysDir (--keys).
-	UKI func(keysDir string) deploy.BuildUKI
-	// OpenImages opens the store under a physical root directory (its
-	// composefs/): "/sysroot" on a running system, or --root.
-	OpenImages func(ctx context.Context, root string) (deploy.Images, error)
-	// OpenDiskImages opens the store in the root partition of a disk file
-	// (--disk); close seals what was added and releases the partition.
-	OpenDiskImages func(ctx context.Context, diskPath string, root disk.Partition) (images deploy.Images, close func() error, err error)
-}
-
-// errNotWired is what a command says when its seam is missing.
-func errNotWired(what string) error {
-	return fmt.Errorf("%s is not wired into this build of cfsboot", what)
-}
 
 // espCandidates are where a running system mounts its ESP (systemd's
 // order: /efi, /boot/efi, /boot).
@@ -95,6 +71,32 @@ func espFlags(cmd *cobra.Command) (espDir, diskPath *string) {
 	return espDir, diskPath
 }
 
+// builderFlags adds the flags saying where the boot pieces come from and
+// returns the function making the builder from them and o (the options
+// of the command's own flags).
+func builderFlags(cmd *cobra.Command) func(o bootimage.Options) (*bootimage.Builder, error) {
+	f := cmd.Flags()
+	keys := f.String("keys", "", "the Secure Boot keys `DIR` (from cfsboot keys create) whose db key signs the UKI and the boot loader")
+	stub := f.String("stub", "", "systemd-stub `FILE` (default: the image's "+bootimage.StubPath+", else the host's)")
+	mods := f.StringSlice("modules", nil, "initrd modules (default: "+strings.Join(bootimage.DefaultModules, ", ")+", those the image's kernel has)")
+	initPath := f.String("init", "", "the cfsboot-init `FILE` (default: the one next to this program)")
+	return func(o bootimage.Options) (*bootimage.Builder, error) {
+		if *keys != "" {
+			if st, err := os.Stat(*keys); err != nil || !st.IsDir() {
+				return nil, usageErrorf("--keys %s: not a directory", *keys)
+			}
+		}
+		o.Keys, o.Stub, o.Init = *keys, *stub, *initPath
+		if f.Changed("modules") {
+			o.Modules = *mods
+		}
+		if !quiet {
+			o.Log = func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
+		}
+		return bootimage.New(o)
+	}
+}
+
 // parseSize reads a size with an optional binary suffix: 8G, 512M, 1048576.
 func parseSize(s string) (int64, error) {
 	mult := int64(1)
@@ -110,7 +112,7 @@ func parseSize(s string) (int64, error) {
 	return n * mult, nil
 }
 
-func newInstallCmd(s *deploySeams) *cobra.Command {
+func newInstallCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "install --image REF --disk FILE|/dev/X",
 		Short: "Write a bootable disk for an image: GPT, ESP with systemd-boot and the signed UKI, ext4 root with the sealed store",
@@ -120,7 +122,15 @@ signed UKI as a Boot Loader Specification Type #2 entry with a boot counter
 (EFI/Linux/<os>-1-<digest12>+3.efi), and a root partition (ext4 with
 fs-verity) holding the object store (composefs/) and the state directory
 (state/). The UKI's command line is composefs=<digest> root=PARTUUID=<root>
-rw and --cmdline-extra. A disk FILE is created (or truncated) with --size.`,
+rw and --cmdline-extra. A disk FILE is created (or truncated) with --size.
+
+The kernel and its modules come from the image (/usr/lib/modules/<version>/),
+the initrd holds cfsboot-init and the modules the machine needs, systemd-stub
+and systemd-boot come from the image or the host (--stub, --bootloader), and
+the db key of --keys signs the UKI and systemd-boot. When the host kernel
+cannot enable fs-verity, the store is sealed in a short helper VM
+(qemu-system-x86_64, TCG) booting the image's kernel with cfsboot-seal (next
+to this program).`,
 		Example: "  cfsboot install --image oci:./debian:latest --disk disk.img --size 8G --keys ./keys",
 		Args:    exactArgs(),
 	}
@@ -128,9 +138,11 @@ rw and --cmdline-extra. A disk FILE is created (or truncated) with --size.`,
 	diskPath := cmd.Flags().String("disk", "", "the disk `FILE` (created) or block device to write")
 	size := cmd.Flags().String("size", "8G", "size of a disk FILE (K, M, G, T suffixes)")
 	espSize := cmd.Flags().String("esp-size", "512M", "size of the EFI system partition")
-	keys := cmd.Flags().String("keys", "", "the Secure Boot keys `DIR` (from cfsboot keys) signing the boot loader and the UKI")
 	extra := cmd.Flags().String("cmdline-extra", "", "more kernel command line words for the UKI")
 	timeout := cmd.Flags().Int("timeout", 3, "systemd-boot menu timeout in seconds")
+	bootloader := cmd.Flags().String("bootloader", "", "systemd-boot `FILE` (default: the image's "+bootimage.BootloaderPath+", else the host's)")
+	sealInit := cmd.Flags().String("seal-init", "", "the cfsboot-seal `FILE` for the sealing VM (default: the one next to this program)")
+	newBuilder := builderFlags(cmd)
 	cmd.MarkFlagRequired("image")
 	cmd.MarkFlagRequired("disk")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -142,19 +154,16 @@ rw and --cmdline-extra. A disk FILE is created (or truncated) with --size.`,
 		if err != nil {
 			return err
 		}
-		if *keys != "" {
-			if st, err := os.Stat(*keys); err != nil || !st.IsDir() {
-				return usageErrorf("--keys %s: not a directory", *keys)
-			}
+		b, err := newBuilder(bootimage.Options{Bootloader: *bootloader, SealInit: *sealInit})
+		if err != nil {
+			return err
 		}
+		defer b.Close()
 		o := install.Options{Image: *image, Disk: *diskPath, Size: sz, ESPSize: esz, CmdlineExtra: *extra, Timeout: *timeout}
 		if !quiet {
 			o.Log = func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
 		}
-		if s.Install == nil {
-			return errNotWired("installation (image import, UKI builder, boot loader, sealing)")
-		}
-		res, err := install.Install(cmd.Context(), o, s.Install(*keys))
+		res, err := install.Install(cmd.Context(), o, b.Seams())
 		if err != nil {
 			return err
 		}
@@ -164,35 +173,39 @@ rw and --cmdline-extra. A disk FILE is created (or truncated) with --size.`,
 	return cmd
 }
 
-func newDeployCmd(s *deploySeams) *cobra.Command {
+func newDeployCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy REF",
 		Short: "Add an image and make it the default deployment, counting its boots",
 		Long: `Add the image to the store, write its signed UKI as a new boot loader entry
 with 3 tries, and make it the default in one rename. The previous default
 stays as the rollback entry: if the new one fails all its tries,
-systemd-boot boots the rollback by itself. Deployments beyond --keep (and
-not booted) are removed with their UKIs, state directories and
-unreferenced objects.
+systemd-boot boots the rollback by itself. Deployments beyond --keep are
+removed with their UKIs, state directories and unreferenced objects: those
+that used up their tries first, never the booted one.
 
-On a running system the store is under /sysroot and the ESP is found in
-/efi, /boot/efi or /boot; --root and --esp name them for a mounted system,
---disk works on an installed disk file.`,
-		Example: "  cfsboot deploy oci:./debian:v2\n  cfsboot deploy --disk disk.img --keep 3 oci:./debian:v2",
+On a running system the store is on the root device cfsboot-init left at
+/sysroot (or /run/cfsboot/sysroot), the ESP is found in /efi, /boot/efi or
+/boot, and the new UKI keeps the running kernel command line; --root and
+--esp name them for a mounted system. The store seals what is added when its
+filesystem has fs-verity. --disk works offline on an installed disk file or
+device (as root): its root partition is loop-mounted, and what was added is
+sealed afterwards as cfsboot install seals (in place, or in the sealing VM).`,
+		Example: "  cfsboot deploy oci:./debian:v2\n  cfsboot deploy --disk disk.img --keys ./keys oci:./debian:v2\n  cfsboot deploy --root /mnt --esp /mnt/efi --cmdline 'root=PARTUUID=... rw' --keep 3 oci:./debian:v2",
 		Args:    exactArgs("REF"),
 	}
 	espDir, diskPath := espFlags(cmd)
-	root := cmd.Flags().String("root", "/sysroot", "the physical root `DIR` holding composefs/ and state/")
+	root := cmd.Flags().String("root", "", "the physical root `DIR` holding composefs/ and state/ (default: the running system's)")
 	keep := cmd.Flags().Int("keep", 2, "deployments to keep (the booted one always stays)")
-	cmdline := cmd.Flags().String("cmdline", "", "kernel command line besides composefs= (default: the running kernel's, or root=PARTUUID=<root partition> rw with --disk)")
-	keys := cmd.Flags().String("keys", "", "the Secure Boot keys `DIR` signing the UKI")
+	cmdline := cmd.Flags().String("cmdline", "", "kernel command line besides composefs= (default: the running kernel's; with --disk the default entry's)")
+	newBuilder := builderFlags(cmd)
 	cmd.MarkFlagsMutuallyExclusive("root", "disk")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) (err error) {
 		if *keep < 1 {
 			return usageErrorf("--keep %d: at least 1", *keep)
 		}
-		if s.UKI == nil {
-			return errNotWired("the UKI builder")
+		if *cmdline == "" && *root != "" {
+			return usageErrorf("--cmdline is needed with --root (at least root=...)")
 		}
 		t, err := openTarget(*espDir, *diskPath)
 		if err != nil {
@@ -202,42 +215,46 @@ On a running system the store is under /sysroot and the ESP is found in
 		if err != nil {
 			return err
 		}
-		m.UKI = s.UKI(*keys)
-		m.Cmdline = *cmdline
+		b, err := newBuilder(bootimage.Options{})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		m.UKI, m.Cmdline = b.BuildUKI, *cmdline
 		ctx := cmd.Context()
-		if t.table != nil {
+		switch {
+		case t.table != nil:
 			rootPart, err := t.table.Find(disk.TypeRootX86_64)
 			if err != nil {
 				return fmt.Errorf("%s: %w", *diskPath, err)
 			}
-			if s.OpenDiskImages == nil {
-				return errNotWired("the store of a disk file")
-			}
-			images, closeImages, err := s.OpenDiskImages(ctx, *diskPath, rootPart)
-			if err != nil {
-				return err
-			}
-			m.Images = images
 			if m.Cmdline == "" {
-				m.Cmdline = "root=PARTUUID=" + rootPart.UUID.String() + " rw"
+				if m.Cmdline, err = bootimage.DefaultCmdline(m); err != nil {
+					return err
+				}
 			}
-			_, err = m.Deploy(ctx, args[0], *keep)
-			return errors.Join(err, closeImages())
-		}
-		if s.OpenImages == nil {
-			return errNotWired("the image store")
-		}
-		if m.Images, err = s.OpenImages(ctx, *root); err != nil {
-			return err
-		}
-		m.StateDir = filepath.Join(*root, install.StateDir)
-		if !cmd.Flags().Changed("root") {
-			// The running system: keep its deployment and its command line.
-			b, err := deploy.ReadBooted()
+			images, stateDir, done, err := bootimage.OpenDisk(ctx, *diskPath, rootPart, b)
 			if err != nil {
 				return err
 			}
-			m.Booted = b.Digest
+			m.Images, m.StateDir = images, stateDir
+			_, err = m.Deploy(ctx, args[0], *keep)
+			return errors.Join(err, done())
+		case *root == "":
+			// The running system: keep its deployment and its command line.
+			if *root, err = bootimage.FindPhysicalRoot(); err != nil {
+				return err
+			}
+			restore, err := bootimage.MakeWritable(*root)
+			if err != nil {
+				return err
+			}
+			defer func() { err = errors.Join(err, restore()) }()
+			booted, err := deploy.ReadBooted()
+			if err != nil {
+				return err
+			}
+			m.Booted = booted.Digest
 			if m.Cmdline == "" {
 				raw, err := os.ReadFile("/proc/cmdline")
 				if err != nil {
@@ -246,16 +263,17 @@ On a running system the store is under /sysroot and the ESP is found in
 				m.Cmdline = deploy.CarriedCmdline(string(raw))
 			}
 		}
-		if m.Cmdline == "" {
-			return usageErrorf("--cmdline is needed to deploy to %s (at least root=...)", t.where)
+		if m.Images, err = bootimage.OpenImages(*root, b); err != nil {
+			return err
 		}
+		m.StateDir = filepath.Join(*root, install.StateDir)
 		_, err = m.Deploy(ctx, args[0], *keep)
 		return err
 	}
 	return cmd
 }
 
-func newRollbackCmd(_ *deploySeams) *cobra.Command {
+func newRollbackCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rollback",
 		Short: "Make the rollback deployment the default",
@@ -284,7 +302,7 @@ default, in one rename. Its boot counter is kept.`,
 	return cmd
 }
 
-func newStatusCmd(s *deploySeams) *cobra.Command {
+func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the deployments: booted, default, rollback, tries left, blessed",
@@ -301,7 +319,7 @@ JSON schema (--json): {"booted", "booted_entry", "booted_blessed", "default",
 		Args:    exactArgs(),
 	}
 	espDir, diskPath := espFlags(cmd)
-	root := cmd.Flags().String("root", "/sysroot", "the physical root `DIR` holding composefs/ (for full digests)")
+	root := cmd.Flags().String("root", "", "the physical root `DIR` holding composefs/, for full digests (default: the running system's, when found)")
 	asJSON := jsonFlag(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		t, err := openTarget(*espDir, *diskPath)
@@ -317,10 +335,15 @@ JSON schema (--json): {"booted", "booted_entry", "booted_blessed", "default",
 			if b, err = deploy.ReadBooted(); err != nil {
 				return err
 			}
-			if s.OpenImages != nil {
-				if m.Images, err = s.OpenImages(cmd.Context(), *root); err != nil {
-					return err
-				}
+		}
+		dir := *root
+		if dir == "" && *diskPath == "" {
+			// Full digests are a bonus on a running system: no store, no error.
+			dir, _ = bootimage.FindPhysicalRoot()
+		}
+		if dir != "" {
+			if m.Images, err = bootimage.OpenImages(dir, nil); err != nil {
+				return err
 			}
 		}
 		st, err := m.Status(b)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,19 +37,26 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-func TestDeployCommandsNotWired(t *testing.T) {
+func TestDeployCommandsUsage(t *testing.T) {
 	esp := t.TempDir()
 	os.MkdirAll(filepath.Join(esp, "loader"), 0o755)
 	os.WriteFile(filepath.Join(esp, deploy.LoaderConf), deploy.LoaderConfig("debian", 3), 0o644)
-	s := &deploySeams{}
-	if _, err := execute(newDeployCmd(s), "--esp", esp, "oci:x"); err == nil || !strings.Contains(err.Error(), "not wired") {
-		t.Errorf("deploy without seams: %v", err)
-	}
-	if _, err := execute(newInstallCmd(s), "--image", "oci:x", "--disk", filepath.Join(t.TempDir(), "d"), "--size", "64M"); err == nil || !strings.Contains(err.Error(), "not wired") {
-		t.Errorf("install without seams: %v", err)
-	}
-	if _, err := execute(newDeployCmd(s), "--esp", esp, "--keep", "0", "oci:x"); err == nil || !strings.Contains(err.Error(), "--keep") {
-		t.Errorf("deploy --keep 0: %v", err)
+	for _, c := range []struct {
+		cmd  *cobra.Command
+		args []string
+		want string
+	}{
+		{newDeployCmd(), []string{"--esp", esp, "--keep", "0", "oci:x"}, "--keep"},
+		{newDeployCmd(), []string{"--esp", esp, "--root", t.TempDir(), "oci:x"}, "--cmdline"},
+		{newDeployCmd(), []string{"--esp", esp, "--root", t.TempDir(), "--cmdline", "root=x", "--keys", filepath.Join(esp, "none"), "oci:x"}, "--keys"},
+		{newInstallCmd(), []string{"--image", "oci:x", "--disk", filepath.Join(t.TempDir(), "d"), "--size", "64M", "--keys", filepath.Join(esp, "none")}, "--keys"},
+		{newInstallCmd(), []string{"--image", "oci:x", "--disk", filepath.Join(t.TempDir(), "d"), "--size", "-1"}, "size"},
+	} {
+		_, err := execute(c.cmd, c.args...)
+		var usage usageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %q: %v; want a usage error about %s", c.cmd.Name(), c.args, err, c.want)
+		}
 	}
 }
 
@@ -60,7 +68,7 @@ func TestStatusAndRollbackCommands(t *testing.T) {
 	for _, n := range []string{"debian-1-aaaaaaaaaaaa.efi", "debian-2-bbbbbbbbbbbb+1-2.efi", "debian-3-cccccccccccc+0-3.efi", "other-9-dddddddddddd.efi"} {
 		os.WriteFile(filepath.Join(esp, deploy.EntryDir, n), []byte("MZ"), 0o644)
 	}
-	out, err := execute(newStatusCmd(&deploySeams{}), "--esp", esp, "--root", t.TempDir(), "--json")
+	out, err := execute(newStatusCmd(), "--esp", esp, "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,13 +85,13 @@ func TestStatusAndRollbackCommands(t *testing.T) {
 	if st.Entries[1].TriesLeft != nil || !st.Entries[1].Blessed {
 		t.Errorf("the blessed entry: %+v", st.Entries[1])
 	}
-	if out, err := execute(newRollbackCmd(nil), "--esp", esp); err != nil || out != "default: debian-4-aaaaaaaaaaaa.efi\n" {
+	if out, err := execute(newRollbackCmd(), "--esp", esp); err != nil || out != "default: debian-4-aaaaaaaaaaaa.efi\n" {
 		t.Errorf("rollback: %q %v", out, err)
 	}
 	if _, err := os.Stat(filepath.Join(esp, deploy.EntryDir, "debian-4-aaaaaaaaaaaa.efi")); err != nil {
 		t.Errorf("rollback did not rename: %v", err)
 	}
-	out, err = execute(newStatusCmd(&deploySeams{}), "--esp", esp, "--root", t.TempDir())
+	out, err = execute(newStatusCmd(), "--esp", esp)
 	if err != nil || !strings.Contains(out, "default:  debian-4-aaaaaaaaaaaa.efi\nrollback: debian-2-bbbbbbbbbbbb.efi\n") {
 		t.Errorf("status text: %v\n%s", err, out)
 	}

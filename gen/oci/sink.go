@@ -15,6 +15,16 @@ type ObjectSink interface {
 	Put(r io.Reader) (verity.Sum, error)
 }
 
+// NamedSink is an ObjectSink told each file's path in its layer
+// (slash-separated, relative, as the tar names it): an importer that must
+// read some files of the image afterwards can keep them aside (the objects
+// it stored may be unreadable to it, sealed by fs-verity on a host kernel
+// without fs-verity support).
+type NamedSink interface {
+	ObjectSink
+	PutNamed(name string, r io.Reader) (verity.Sum, error)
+}
+
 // DigestOnly is the sink that stores nothing: it only computes digests, for
 // printing an image's digest without a store.
 type DigestOnly struct{}

@@ -110,7 +110,7 @@ func (fs *rootfs) applyEntry(hdr *tar.Header, content io.Reader, sink ObjectSink
 			kept = &bytes.Buffer{}
 			content = io.TeeReader(content, kept)
 		}
-		if err := storeContent(&ino.meta, content, hdr.Size, sink); err != nil {
+		if err := storeContent(&ino.meta, strings.Join(parts, "/"), content, hdr.Size, sink); err != nil {
 			return err
 		}
 		if kept != nil {
@@ -210,7 +210,7 @@ func xattrsOf(hdr *tar.Header) ([]tree.Xattr, error) {
 // storeContent reads a regular file's size bytes of content: small files
 // are kept inline (as directory sources do), larger ones are streamed into
 // the sink. Either way the node gets its size, digest and object path.
-func storeContent(n *tree.Node, content io.Reader, size int64, sink ObjectSink) error {
+func storeContent(n *tree.Node, name string, content io.Reader, size int64, sink ObjectSink) error {
 	n.Size = uint64(size)
 	if size == 0 {
 		return nil
@@ -226,7 +226,12 @@ func storeContent(n *tree.Node, content io.Reader, size int64, sink ObjectSink) 
 	} else {
 		c := &countingReader{r: content}
 		var err error
-		if d, err = sink.Put(c); err != nil {
+		if named, ok := sink.(NamedSink); ok {
+			d, err = named.PutNamed(name, c)
+		} else {
+			d, err = sink.Put(c)
+		}
+		if err != nil {
 			return fmt.Errorf("storing content: %w", err)
 		}
 		if c.n != size {
