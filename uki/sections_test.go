@@ -3,6 +3,8 @@ package uki
 import (
 	"bytes"
 	"debug/pe"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -85,5 +87,53 @@ func TestMeasuredSections(t *testing.T) {
 	b := []tpm.Bank{sha256}
 	if fromUKI, fromFiles := tpm.PredictPCR11(got, b), tpm.PredictPCR11(sections, b); !bytes.Equal(fromUKI[3].Value, fromFiles[3].Value) {
 		t.Error("prediction from the UKI differs from the one from its sections")
+	}
+}
+
+// TestPredictPCR11AgainstSystemdMeasure compares with systemd's own
+// `systemd-measure calculate` (Debian 12's systemd package).
+func TestPredictPCR11AgainstSystemdMeasure(t *testing.T) {
+	tool := "/usr/lib/systemd/systemd-measure"
+	if _, err := os.Stat(tool); err != nil {
+		t.Skip("systemd-measure not installed")
+	}
+	dir, sections := writeSections(t)
+	var banks []tpm.Bank
+	for _, n := range []string{"sha1", "sha256", "sha384", "sha512"} {
+		b, _ := tpm.BankByName(n)
+		banks = append(banks, b)
+	}
+	args := []string{"calculate", "--json=short"}
+	for name := range sections {
+		args = append(args, fmt.Sprintf("--%s=%s", name[1:], filepath.Join(dir, name[1:])))
+	}
+	for _, b := range banks {
+		args = append(args, "--bank="+b.Name)
+	}
+	out, err := exec.Command(tool, args...).Output()
+	if err != nil {
+		t.Fatalf("systemd-measure: %v", err)
+	}
+	var want map[string][]struct {
+		Phase string `json:"phase"`
+		Hash  string `json:"hash"`
+	}
+	if err := json.Unmarshal(out, &want); err != nil {
+		t.Fatalf("systemd-measure output %s: %v", out, err)
+	}
+	got := tpm.PredictPCR11(sections, banks)
+	n := 0
+	for _, p := range got {
+		for _, w := range want[p.Bank] {
+			if w.Phase == p.Path {
+				n++
+				if w.Hash != hex.EncodeToString(p.Value) {
+					t.Errorf("%s %s: %x, systemd-measure %s", p.Bank, p.Path, p.Value, w.Hash)
+				}
+			}
+		}
+	}
+	if n != len(got) {
+		t.Fatalf("compared %d of %d predictions (systemd-measure said %s)", n, len(got), out)
 	}
 }
