@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,39 +53,12 @@ func bootFirmware(t *testing.T, diskPath, vars string) *VM {
 		"-drive", "file="+diskPath+",if=virtio,format=raw,cache=unsafe")
 }
 
-// startQEMU starts a TCG VM with the serial console on stdio and args
-// added; the harness's Boot is for direct kernel boots with one disk.
+// startQEMU starts a TCG VM with args added to the usual machine; unlike
+// Boot it lets the VM reboot (boot counting needs that).
 func startQEMU(t *testing.T, args ...string) *VM {
 	t.Helper()
 	vm := &VM{t: t, exited: make(chan struct{})}
-	vm.qemu = exec.Command("qemu-system-x86_64", append([]string{
-		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1",
-		"-display", "none", "-monitor", "none", "-serial", "stdio", "-nic", "none"}, args...)...)
-	stdout, err := vm.qemu.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vm.qemu.Stderr = vm.qemu.Stdout
-	if vm.stdin, err = vm.qemu.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Join(repoRoot, ".cache", "qemu-logs"), 0o755)
-	vm.logPath = filepath.Join(repoRoot, ".cache", "qemu-logs", logName(t.Name()))
-	logFile, err := os.Create(vm.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := vm.qemu.Start(); err != nil {
-		t.Fatalf("qemu: %v", err)
-	}
-	vm.console = NewConsole(stdout, logFile)
-	go func() {
-		<-vm.console.Done()
-		logFile.Close()
-		vm.qemu.Wait()
-		close(vm.exited)
-	}()
-	t.Cleanup(vm.Kill)
+	vm.start(append(append(slices.Clone(machineArgs), "-nic", "none"), args...))
 	return vm
 }
 

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,10 +98,7 @@ type VM struct {
 func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	t.Helper()
 	dir := t.TempDir()
-	args := []string{
-		"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1",
-		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot",
-	}
+	args := append(slices.Clone(machineArgs), "-no-reboot")
 	if o.UEFI != nil {
 		args = append(args, o.UEFI.qemuArgs()...)
 	} else {
@@ -134,6 +132,22 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 		args = append(args, "-chardev", "socket,id=chrtpm,path="+sock,
 			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0")
 	}
+	vm.start(args)
+	return vm
+}
+
+// machineArgs are every test VM's machine: q35 under TCG with one CPU and
+// 1 GiB, the serial console on stdio, no display.
+var machineArgs = []string{
+	"-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1",
+	"-display", "none", "-monitor", "none", "-serial", "stdio",
+}
+
+// start runs QEMU with args, logs its console to .cache/qemu-logs and
+// kills it (and swtpm) when the test ends.
+func (vm *VM) start(args []string) {
+	t := vm.t
+	t.Helper()
 	vm.qemu = exec.Command("qemu-system-x86_64", args...)
 	stdout, err := vm.qemu.StdoutPipe()
 	if err != nil {
@@ -161,7 +175,6 @@ func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 		close(vm.exited)
 	}()
 	t.Cleanup(vm.Kill)
-	return vm
 }
 
 // bootsPerTest counts the boots of each test, so that a test's second
