@@ -84,9 +84,6 @@ func run() error {
 	if err := os.RemoveAll(staging); err != nil {
 		return err
 	}
-	if err := st.Close(); err != nil { // the store's lock holds the mount busy
-		return err
-	}
 	if err := unix.Unmount("/mnt", 0); err != nil {
 		return fmt.Errorf("unmount /mnt: %w", err)
 	}
