@@ -73,6 +73,8 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 	}
 	f := cmd.Flags()
 	storeDir := f.String("store", "", "object store `DIR` for the file contents and the image")
+	alg := verity.SHA256
+	f.Var(&alg, "hash", "fs-verity algorithm naming objects and the image (with --store: the store's)")
 	ref := f.String("ref", "", "also name the image images/refs/`NAME` in the store")
 	bootable := f.Bool("bootable", false, "apply bootc's boot-image transformations")
 	platform := f.String("platform", "linux/amd64", "`OS/ARCH[/VARIANT]` to pick from multi-platform images")
@@ -99,6 +101,7 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 		if *bootable {
 			opts.Transform = oci.TransformBoot
 		}
+		opts.Sink = oci.DigestOnly{Algorithm: alg}
 		var batch *store.Batch
 		var st *store.Store
 		var formats []erofs.Format // a repository's erofs_formats, when --format leaves it to the store
@@ -107,6 +110,9 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 				return err
 			}
 			defer st.Close()
+			if cmd.Flags().Changed("hash") && alg != st.Algorithm() {
+				return usageErrorf("--hash %s: the store %s names objects by %s", alg, *storeDir, st.Algorithm())
+			}
 			if formats = st.Formats(); len(formats) > 0 && !cmd.Flags().Changed("format") {
 				erofsOpts = formats[0].Options()
 			} else {
@@ -116,7 +122,7 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 			defer batch.Abort() // what a failed import streamed in is not kept
 			opts.Sink = batch
 		}
-		digest, res, err := ociImport(args[0], oci.SourceOptions{Platform: *plat, InsecureRegistry: *insecure}, opts, batch, erofsOpts, *ref)
+		digest, res, err := ociImport(args[0], oci.SourceOptions{Platform: *plat, InsecureRegistry: *insecure}, opts, batch, erofsOpts, alg, *ref)
 		if err != nil {
 			return err
 		}
@@ -149,7 +155,7 @@ JSON schema (--json): {"digest", "manifest_digest", "config_digest", "layers",
 
 // ociImport imports src and commits it through the store batch b, or only
 // computes the digest when b is nil.
-func ociImport(src string, srcOpts oci.SourceOptions, opts oci.Options, b *store.Batch, erofsOpts erofs.Options, ref string) (verity.Sum, *oci.Result, error) {
+func ociImport(src string, srcOpts oci.SourceOptions, opts oci.Options, b *store.Batch, erofsOpts erofs.Options, alg verity.Algorithm, ref string) (verity.Sum, *oci.Result, error) {
 	img, closeSource, err := oci.Open(src, srcOpts)
 	if err != nil {
 		return verity.Sum{}, nil, err
@@ -163,8 +169,8 @@ func ociImport(src string, srcOpts oci.SourceOptions, opts oci.Options, b *store
 		digest, _, err := b.Commit(res.Tree, erofsOpts, ref)
 		return digest, res, err
 	}
-	digest, _, err := oci.ImageDigest(res.Tree, erofsOpts)
-	return digest.Sum(), res, err
+	digest, _, err := oci.ImageSum(res.Tree, erofsOpts, alg)
+	return digest, res, err
 }
 
 // progressPrinter reports finished layers, bytes and rate on a terminal,

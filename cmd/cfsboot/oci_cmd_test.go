@@ -4,8 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,6 +90,43 @@ func TestOCIImportCmd(t *testing.T) {
 	if code, out, _ := cli("store", "fsck", "--store", storeDir); code != 0 {
 		t.Errorf("fsck after import: %s", out)
 	}
+	// The same image again: the same digest, and nothing new in the store.
+	before := storeFiles(t, storeDir)
+	if out, err := run("import", "--store", storeDir, "oci:"+dir); err != nil || !strings.HasPrefix(out, want.String()) {
+		t.Errorf("second import: %v %q", err, out)
+	}
+	if after := storeFiles(t, storeDir); !slices.Equal(before, after) {
+		t.Errorf("a second import of the same image changed the store:\n%v\n%v", before, after)
+	}
+	// One changed byte in the layer: another digest.
+	changedLayer := bytes.Replace(b.Bytes(), bytes.Repeat([]byte("k"), 100), append(bytes.Repeat([]byte("k"), 99), 'K'), 1)
+	img2, err := mutate.AppendLayers(empty.Image, static.NewLayer(changedLayer, types.OCIUncompressedLayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir2 := t.TempDir()
+	p2, err := layout.Write(dir2, empty.Index)
+	if err != nil || p2.AppendImage(img2) != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("import", "oci:"+dir2); err != nil || strings.HasPrefix(out, want.String()) {
+		t.Errorf("a changed layer kept the digest: %v %q", err, out)
+	}
+	// SHA-512: the digest-only import and one into a SHA-512 repository agree.
+	sha512Store := filepath.Join(t.TempDir(), "repo")
+	if code, _, errOut := cli("store", "init", "--store", sha512Store, "--hash", "sha512"); code != 0 {
+		t.Fatal(errOut)
+	}
+	only, err := run("import", "--hash", "sha512", "--format", "v1", "oci:"+dir) // v1: the repository's default format
+	if err != nil || len(strings.Fields(only)[0]) != 128 {
+		t.Errorf("import --hash sha512: %v %q", err, only)
+	}
+	if stored, err := run("import", "--store", sha512Store, "oci:"+dir); err != nil || strings.Fields(stored)[0] != strings.Fields(only)[0] {
+		t.Errorf("import into a SHA-512 repository: %v %q, digest-only %q", err, stored, only)
+	}
+	if _, err := run("import", "--store", sha512Store, "--hash", "sha256", "oci:"+dir); err == nil || !strings.Contains(err.Error(), "names objects by sha512") {
+		t.Errorf("--hash against the store's algorithm: %v", err)
+	}
 	failed := t.TempDir()
 	if _, err := run("import", "--store", failed, "--ref", "r", "--bootable", "oci:"+dir); err == nil {
 		t.Error("a failing --store import succeeded")
@@ -114,4 +154,29 @@ func TestOCIImportCmd(t *testing.T) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+// storeFiles lists every file in a store (not directories: a temporary
+// object created and dropped changes their mtime) with its size and mtime.
+func storeFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out = append(out, fmt.Sprintf("%s %d %d", p, info.Size(), info.ModTime().UnixNano()))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

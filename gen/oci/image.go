@@ -154,9 +154,16 @@ func checkBlob(what string, data []byte, want v1.Hash) error {
 // ImageDigest builds the composefs image of root and returns its fs-verity
 // digest with the image bytes.
 func ImageDigest(root *tree.Node, opts erofs.Options) (verity.Digest, []byte, error) {
+	sum, img, err := ImageSum(root, opts, verity.SHA256)
+	d, _ := sum.Digest()
+	return d, img, err
+}
+
+// ImageSum is ImageDigest in the fs-verity algorithm alg.
+func ImageSum(root *tree.Node, opts erofs.Options, alg verity.Algorithm) (verity.Sum, []byte, error) {
 	img, err := erofs.Build(root, opts)
 	if err != nil {
-		return verity.Digest{}, nil, err
+		return verity.Sum{}, nil, err
 	}
-	return verity.ComputeBytes(img), img, nil
+	return alg.ComputeBytes(img), img, nil
 }

@@ -27,7 +27,14 @@ type NamedSink interface {
 
 // DigestOnly is the sink that stores nothing: it only computes digests, for
 // printing an image's digest without a store.
-type DigestOnly struct{}
+type DigestOnly struct {
+	Algorithm verity.Algorithm // zero: SHA-256
+}
 
 // Put returns the fs-verity digest of r.
-func (DigestOnly) Put(r io.Reader) (verity.Sum, error) { return verity.SHA256.Compute(r) }
+func (d DigestOnly) Put(r io.Reader) (verity.Sum, error) {
+	if d.Algorithm == 0 {
+		return verity.SHA256.Compute(r)
+	}
+	return d.Algorithm.Compute(r)
+}
