@@ -6,6 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // kernelDeb is the VM kernel the QEMU tests boot (make deps fetches it).
@@ -92,12 +97,19 @@ func throughput(cfsboot string, mk *chroot) error {
 		return []string{"sh", "-c", fmt.Sprintf("find %s -type f -print0 | xargs -0 openssl dgst -%s >/dev/null", dir, alg)}
 	}
 	store := filepath.Join(*cache, "store")
+	ociDir, err := ociLayout(dir)
+	if err != nil {
+		return err
+	}
+	ostore := filepath.Join(*cache, "ostore")
 	cmds := []Cmd{
 		{Name: "openssl256", Argv: openssl("sha256")},
 		{Name: "create", Argv: []string{cfsboot, "-q", "image", "create", dir}},
 		{Name: "store", Argv: []string{cfsboot, "-q", "image", "create", dir, "--store", store}, Before: emptyDir(store)},
 		{Name: "openssl512", Argv: openssl("sha512")},
 		{Name: "digest512", Argv: []string{"sh", "-c", fmt.Sprintf("find %s -type f -print0 | xargs -0 %s -q image digest --hash sha512 >/dev/null", dir, cfsboot)}},
+		{Name: "import", Argv: []string{cfsboot, "-q", "oci", "import", "oci:" + ociDir}},
+		{Name: "importstore", Argv: []string{cfsboot, "-q", "oci", "import", "oci:" + ociDir, "--store", ostore}, Before: emptyDir(ostore)},
 	}
 	if mk != nil {
 		inside, err := mk.bind(dir)
@@ -147,12 +159,42 @@ func throughput(cfsboot string, mk *chroot) error {
 	add("create", "cfsboot image create (digest only)", "openssl256", "mkcomposefs")
 	add("mkcomposefs", "mkcomposefs --print-digest-only (2 threads)", "openssl256")
 	add("store", "cfsboot image create --store", "create", "mkstore")
+	add("import", "cfsboot oci import of the same tree as one layer (digest only)", "create")
+	add("importstore", "cfsboot oci import --store", "store")
 	add("mkstore", "mkcomposefs --digest-store", "mkcomposefs")
 	add("xfscreate", "XFS loop file: cfsboot image create (digest only)", "openssl256")
 	add("xfsstore", "XFS loop file: cfsboot image create --store (reflinks)", "xfscreate")
 	add("openssl512", "openssl dgst -sha512, one core (the SHA-512 limit)", "")
 	add("digest512", "cfsboot image digest --hash sha512, every file", "openssl512")
 	return nil
+}
+
+// ociLayout writes (once) an OCI image layout whose one uncompressed layer
+// is the tree, for the import rows.
+func ociLayout(dir string) (string, error) {
+	out := filepath.Join(*cache, "layout")
+	if _, err := os.Stat(filepath.Join(out, "index.json")); err == nil {
+		return out, nil
+	}
+	tarFile := filepath.Join(*cache, "tree.tar")
+	if err := sh("tar", "--numeric-owner", "-C", dir, "-cf", tarFile, "."); err != nil {
+		return "", err
+	}
+	defer os.Remove(tarFile)
+	layer, err := tarball.LayerFromFile(tarFile)
+	if err != nil {
+		return "", err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return "", err
+	}
+	os.RemoveAll(out)
+	p, err := layout.Write(out, empty.Index)
+	if err != nil {
+		return "", err
+	}
+	return out, p.AppendImage(img)
 }
 
 // alias names the alternatives in the vs column.
