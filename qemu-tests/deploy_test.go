@@ -18,7 +18,6 @@ import (
 
 	"cfsboot/deploy"
 	"cfsboot/disk"
-	"cfsboot/initramfs/build"
 	"cfsboot/install"
 	"cfsboot/verity"
 )
@@ -100,16 +99,7 @@ func newCountingDisk(t *testing.T, failing verity.Digest) *countingDisk {
 		t.Fatalf("ukify needs python3-pefile (Makefile APT_PACKAGES): %v %s", err, out)
 	}
 	dir := t.TempDir()
-	init := filepath.Join(dir, "bootcount")
-	if err := BuildStatic("./qemu-tests/bootcount", init); err != nil {
-		t.Fatal(err)
-	}
-	initrd := filepath.Join(dir, "initrd.img")
-	var buf bytes.Buffer
-	if _, err := build.Build(&buf, build.Spec{Init: init, ModulesDir: k.Modules, Modules: []string{"efivarfs"}}); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(initrd, buf.Bytes(), 0o644)
+	initrd := HelperInitrdFile(t, k, "./qemu-tests/bootcount", "efivarfs")
 	osrel := filepath.Join(dir, "os-release")
 	// Equal ID and VERSION_ID in every UKI: systemd-boot then orders by entry id.
 	os.WriteFile(osrel, []byte("ID=cfsboot-test\nVERSION_ID=1\nNAME=\"cfsboot boot counting test\"\n"), 0o644)
@@ -245,16 +235,7 @@ func TestDeployPowerCut(t *testing.T) {
 	padded := filepath.Join(c.dir, "uki-b.disk")
 	os.WriteFile(padded, append(append([]byte(nil), ukiB...), make([]byte, 512-len(ukiB)%512)...), 0o644)
 
-	init := filepath.Join(c.dir, "deployvm")
-	if err := BuildStatic("./qemu-tests/deployvm", init); err != nil {
-		t.Fatal(err)
-	}
-	initrd := filepath.Join(c.dir, "initrd-deployvm.img")
-	var buf bytes.Buffer
-	if _, err := build.Build(&buf, build.Spec{Init: init, ModulesDir: c.kernel.Modules, Modules: []string{"virtio_blk", "vfat", "nls_cp437", "nls_ascii"}}); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(initrd, buf.Bytes(), 0o644)
+	initrd := HelperInitrdFile(t, c.kernel, "./qemu-tests/deployvm", "virtio_blk", "vfat", "nls_cp437", "nls_ascii")
 	deployVM := func(diskPath string) *VM {
 		return startQEMU(t, "-kernel", c.kernel.Image, "-initrd", initrd, "-no-reboot",
 			"-append", fmt.Sprintf(consoleArgs+" deployvm.esp=PARTUUID=%s deployvm.ref=B deployvm.known=A deployvm.ukisize=%d", c.res.ESP.UUID, len(ukiB)),

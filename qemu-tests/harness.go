@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"cfsboot/initramfs/build"
 )
 
 // repoRoot is the repository, seen from this package's directory.
@@ -64,6 +66,32 @@ func BuildStatic(pkg, out string) error {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return nil
+}
+
+// HelperInitrd builds the Go package pkg of this repository as a static
+// init and returns an initrd holding it and the named kernel modules (with
+// what they need): the small single-purpose VMs of the tests.
+func HelperInitrd(t testing.TB, k Kernel, pkg string, modules ...string) []byte {
+	t.Helper()
+	init := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	if err := BuildStatic(pkg, init); err != nil {
+		t.Fatal(err)
+	}
+	var img bytes.Buffer
+	if _, err := build.Build(&img, build.Spec{Init: init, ModulesDir: k.Modules, Modules: modules}); err != nil {
+		t.Fatal(err)
+	}
+	return img.Bytes()
+}
+
+// HelperInitrdFile is HelperInitrd written to a file; it returns the path.
+func HelperInitrdFile(t testing.TB, k Kernel, pkg string, modules ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "initrd-"+filepath.Base(pkg)+".img")
+	if err := os.WriteFile(path, HelperInitrd(t, k, pkg, modules...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // VMOptions describe one boot.

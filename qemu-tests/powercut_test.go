@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"cfsboot/gen/store"
-	"cfsboot/initramfs/build"
 )
 
 // The power is cut (QEMU killed) at random points while a VM fills a store
@@ -24,20 +23,7 @@ func TestPowerCutDuringFill(t *testing.T) {
 		t.Skip("needs root to mount the disk image")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "fill")
-	if err := BuildStatic("./qemu-tests/fill", bin); err != nil {
-		t.Fatal(err)
-	}
-	initrd := filepath.Join(dir, "initrd-fill.img")
-	out, err := os.Create(initrd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = build.Build(out, build.Spec{Init: bin, ModulesDir: fx.Kernel.Modules, Modules: []string{"virtio_blk"}})
-	out.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	initrd := HelperInitrdFile(t, fx.Kernel, "./qemu-tests/fill", "virtio_blk")
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	filled := regexp.MustCompile(`FILLED (\d+) ([0-9a-f]{64})`)
 	for cut := 0; cut < 3; cut++ {

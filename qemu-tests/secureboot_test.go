@@ -18,7 +18,6 @@ import (
 
 	"github.com/u-root/u-root/pkg/cpio"
 
-	"cfsboot/initramfs/build"
 	"cfsboot/secureboot"
 	"cfsboot/tpm"
 	"cfsboot/uki"
@@ -188,17 +187,9 @@ func TestSecureBootRefusesUnsignedUKI(t *testing.T) {
 // archive appended to the first (the kernel unpacks both).
 func enrollInitrd(t *testing.T, vars []secureboot.Variable) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "enroll")
-	if err := BuildStatic("./qemu-tests/enroll", bin); err != nil {
-		t.Fatal(err)
-	}
-	var img bytes.Buffer
-	if _, err := build.Build(&img, build.Spec{Init: bin, ModulesDir: fx.Kernel.Modules, Modules: []string{"efivarfs"}}); err != nil {
-		t.Fatal(err)
-	}
+	img := bytes.NewBuffer(HelperInitrd(t, fx.Kernel, "./qemu-tests/enroll", "efivarfs"))
 	img.Write(make([]byte, (4-img.Len()%4)%4)) // the next archive starts 4-byte aligned
-	w := cpio.Newc.Writer(&img)
+	w := cpio.Newc.Writer(img)
 	for _, v := range vars {
 		if err := w.WriteRecord(cpio.StaticFile(v.Name+".auth", string(v.Auth), 0o644)); err != nil {
 			t.Fatal(err)
@@ -207,7 +198,7 @@ func enrollInitrd(t *testing.T, vars []secureboot.Variable) string {
 	if err := cpio.WriteTrailer(w); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "initrd-enroll.img")
+	path := filepath.Join(t.TempDir(), "initrd-enroll.img")
 	if err := os.WriteFile(path, img.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}

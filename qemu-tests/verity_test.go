@@ -3,11 +3,8 @@
 package qemutests
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
-
-	"cfsboot/initramfs/build"
 )
 
 // TestVerityAlgorithmsInKernel: the VM kernel seals files with fs-verity
@@ -17,20 +14,7 @@ import (
 func TestVerityAlgorithmsInKernel(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "veritycheck")
-	if err := BuildStatic("./qemu-tests/veritycheck", bin); err != nil {
-		t.Fatal(err)
-	}
-	initrd := filepath.Join(dir, "initrd.img")
-	out, err := os.Create(initrd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = build.Build(out, build.Spec{Init: bin, ModulesDir: fx.Kernel.Modules, Modules: []string{"virtio_blk"}})
-	out.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	initrd := HelperInitrdFile(t, fx.Kernel, "./qemu-tests/veritycheck", "virtio_blk")
 	disk := filepath.Join(dir, "disk.img")
 	run(t, "mkfs.ext4", "-q", "-F", "-b", "4096", "-O", "verity", disk, "64M")
 	vm := Boot(t, fx.Kernel, VMOptions{Initrd: initrd, Disk: disk})
