@@ -90,7 +90,7 @@ bench-micro:
 	$(GO) test -run '^$$' -bench Import -benchtime 1x ./gen/oci/
 
 demo: deps build
-	$(GO) test -count=1 -tags qemu -timeout 20m -v -run 'TestDebianSecureBoot$$' ./qemu-tests/
+	$(GO) test -count=1 -tags qemu -timeout 30m -v -run 'TestDebianSecureBoot$$|TestInstallDebian$$' ./qemu-tests/
 
 clean:
 	rm -rf $(BIN) $(CACHE)/build man

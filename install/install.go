@@ -144,6 +144,9 @@ func Install(ctx context.Context, o Options, s Seams) (*Result, error) {
 		return nil, fmt.Errorf("install: %w", err)
 	}
 
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("install: %w (nothing was written to %s)", err, o.Disk)
+	}
 	o.logf("writing the partition table, the ESP and the root filesystem to %s", o.Disk)
 	if err := tab.Write(f); err != nil {
 		return nil, fmt.Errorf("install on %s: %w", o.Disk, err)

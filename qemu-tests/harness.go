@@ -109,6 +109,9 @@ type VMOptions struct {
 	// UEFI boots through OVMF Secure Boot from an ESP; Initrd and Append
 	// are then unused (the UKI on the ESP carries them).
 	UEFI *UEFI
+	// Reboot keeps QEMU running across guest reboots (boot counting
+	// needs them); the VM then ends only at power off.
+	Reboot bool
 }
 
 // VM is a running QEMU with its serial console.
@@ -126,7 +129,10 @@ type VM struct {
 func Boot(t testing.TB, k Kernel, o VMOptions) *VM {
 	t.Helper()
 	dir := t.TempDir()
-	args := append(slices.Clone(machineArgs), "-no-reboot")
+	args := slices.Clone(machineArgs)
+	if !o.Reboot {
+		args = append(args, "-no-reboot")
+	}
 	if o.UEFI != nil {
 		args = append(args, o.UEFI.qemuArgs()...)
 	} else {

@@ -79,7 +79,8 @@ func debianOCI(t *testing.T, dir string, more func(root string)) string {
 }
 
 // writeOCILayout writes an image of the layer tarballs (in order) as name
-// in a new OCI image layout dir and returns its reference.
+// into the OCI image layout dir (made when missing) and returns its
+// reference.
 func writeOCILayout(t *testing.T, dir, name string, tars ...string) string {
 	t.Helper()
 	var layers []v1.Layer
@@ -102,7 +103,10 @@ func writeOCILayout(t *testing.T, dir, name string, tars ...string) string {
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		t.Fatal(err)
 	}
-	lay, err := layout.Write(dir, empty.Index)
+	lay, err := layout.FromPath(dir)
+	if err != nil { // a new layout
+		lay, err = layout.Write(dir, empty.Index)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,10 +4,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 // Exit codes, as users of other system CLIs expect them.
@@ -27,9 +30,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	started := trackStart(root)
-	cmd, err := root.ExecuteC()
+	// The first SIGINT or SIGTERM cancels the command's context: it stops
+	// at its next step and removes what it made (temporary directories,
+	// mounts, helper VMs). A second one kills at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }()
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
+	}
+	if ctx.Err() != nil {
+		err = fmt.Errorf("interrupted: %w", err)
 	}
 	var usage usageError
 	if !*started || errors.As(err, &usage) {
