@@ -8,8 +8,10 @@
 # The tarball is named by a hash of this script, so changing the package list
 # builds a new one. SOURCE_DATE_EPOCH fixes every timestamp mmdebstrap sets.
 set -euo pipefail
+# systemd-boot brings systemd-bless-boot; e2fsprogs, dosfstools, mtools and
+# fdisk let the running system run `cfsboot install` itself.
 cache=$(realpath -m "$1")
-packages=systemd,systemd-sysv,systemd-boot,udev,dbus,util-linux,mount,kmod,libtss2-esys-3.0.2-0t64,libtss2-rc0t64,libtss2-mu-4.0.1-0t64,libtss2-tcti-device0t64
+packages=systemd,systemd-sysv,systemd-boot,e2fsprogs,dosfstools,mtools,fdisk,udev,dbus,util-linux,mount,kmod,libtss2-esys-3.0.2-0t64,libtss2-rc0t64,libtss2-mu-4.0.1-0t64,libtss2-tcti-device0t64
 key=$(sha256sum "$0" | cut -c1-16)
 out=$cache/debian-trixie-$key.tar
 if [ ! -s "$out" ]; then

@@ -159,12 +159,13 @@ func installDebian(t *testing.T) *installedDebian {
 }
 
 // boot starts the installed machine (reboots stay in the VM, which ends at
-// power off), with step as the check script's next step when not "".
-func (in *installedDebian) boot(t *testing.T, step, content string) *VM {
+// power off), with step as the check script's next step when not "" and
+// more disks after the content disk (/dev/vdd, ...).
+func (in *installedDebian) boot(t *testing.T, step, content string, more ...string) *VM {
 	t.Helper()
 	o := VMOptions{Disk: in.disk, TPM: true, TPMState: in.tpmState, UEFI: in.machine, Reboot: true}
 	if step != "" {
-		o.ExtraDisks = []string{stepDisk(t, step), content}
+		o.ExtraDisks = append([]string{stepDisk(t, step), content}, more...)
 	}
 	return Boot(t, fx.Kernel, o)
 }
@@ -327,18 +328,46 @@ func TestInstallDebian(t *testing.T) {
 		t.Fatalf("status after cfsboot rollback: %s; want %s (A) the default, %s the rollback", js, idA, idB)
 	}
 
-	// A again.
-	vm = in.boot(t, "", "")
+	// A again. Its kernel has fs-verity: it installs B onto another disk
+	// and seals that store in place, with no helper VM.
+	target := filepath.Join(t.TempDir(), "target.img")
+	if err := os.WriteFile(target, nil, 0o644); err != nil || os.Truncate(target, 1500<<20) != nil {
+		t.Fatal(err)
+	}
+	vm = in.boot(t, `echo "CHECK installing b"
+TMPDIR=/var/tmp cfsboot install --image oci:/run/next/layout:b --disk /dev/vdd --keys /run/next/keys --esp-size 100M \
+	--stub /run/next/linuxx64.efi.stub --bootloader /run/next/systemd-bootx64.efi --cmdline-extra "console=ttyS0 panic=1" --timeout 0 >/run/install.log 2>&1
+echo "CHECK install exit: $?"
+sed 's/^/CHECK install: /' /run/install.log
+`, content, target)
 	vm.WaitFor(`cfsboot: composefs image ` + in.digest + ` verified`)
 	deployment = vm.WaitFor(`CHECK deployment: `)
 	statusA = vm.WaitFor(`CHECK status json: `)
+	installB := vm.WaitFor(`CHECK install exit: `)
 	vm.WaitFor(`CHECK done`)
 	vm.WaitExit()
 	demo.add(vm, "boot 10: A, after the rollback")
+	logLines(t, vm, "CHECK install: ")
 	js = parseStatus(t, statusA, &st)
 	if !strings.HasSuffix(deployment, ": A") || st.Booted != in.digest || st.BootedEntry != idA || st.Default != idA || st.Rollback != idB {
 		t.Errorf("after the rollback booted %q, status %s; want A booted from %s, the default, B the rollback", deployment, js, idA)
 	}
+	if !strings.HasSuffix(installB, ": 0") || !vm.Has(`CHECK install: sealing the store in place \(the host kernel has fs-verity\)`) || vm.Has(`CHECK install: .*helper VM`) {
+		t.Fatalf("cfsboot install in the running system: %s; want it sealed in place", installB)
+	}
+	// The disk installed (and sealed in place) inside the VM boots B.
+	vm = Boot(t, fx.Kernel, VMOptions{Disk: target, UEFI: &UEFI{Vars: in.machine.Vars}, Reboot: true})
+	vm.WaitFor(`EFI stub: UEFI Secure Boot is enabled`)
+	vm.WaitFor(`cfsboot: composefs image ` + idB[len("debian-2-"):len("debian-2-")+12] + `[0-9a-f]{52} verified`)
+	if state := vm.WaitFor(`CHECK state: `); !strings.HasSuffix(state, "running") {
+		t.Errorf("the disk installed in the VM: systemd says %q", state)
+	}
+	if d := vm.WaitFor(`CHECK deployment: `); !strings.HasSuffix(d, ": B") {
+		t.Errorf("the disk installed in the VM booted %q, want B", d)
+	}
+	vm.WaitFor(`CHECK done`)
+	vm.WaitExit()
+	demo.add(vm, "the disk A installed B onto, sealed in place")
 
 	// Offline, from the host: deploy a fourth image onto the disk file (its
 	// root partition loop-mounted, what was added sealed in the sealing
@@ -412,7 +441,8 @@ func parseStatus(t *testing.T, line string, st *deployStatus) string {
 // deployContent is the disk the running system deploys from: an OCI layout
 // with B (A plus a layer), C (a small image with the same kernel and
 // os-release and no init: it is never meant to get that far) and D (B plus
-// a layer whose /usr/sbin/init fails), the keys and systemd-stub. layerC is
+// a layer whose /usr/sbin/init fails), the keys, systemd-stub and
+// systemd-boot. layerC is
 // C's layer, for the offline deploy.
 func deployContent(t *testing.T, in *installedDebian) (disk, layerC string) {
 	t.Helper()
@@ -458,7 +488,7 @@ func deployContent(t *testing.T, in *installedDebian) (disk, layerC string) {
 	writeOCILayout(t, layoutDir, "c", layerC)
 	writeOCILayout(t, layoutDir, "d", append(slices.Clone(in.layers), layerB, layerD)...)
 	run(t, "cp", "-a", in.keys, filepath.Join(content, "keys"))
-	run(t, "cp", stubPath, content)
+	run(t, "cp", stubPath, filepath.Join(filepath.Dir(stubPath), "systemd-bootx64.efi"), content)
 	img := filepath.Join(dir, "content.img")
 	run(t, "mkfs.ext4", "-q", "-F", "-d", content, img, "1G")
 	return img, layerC
@@ -527,8 +557,8 @@ func TestInstallDebianPowerCut(t *testing.T) {
 	// bootAfter boots the disk as the cut left it and returns what booted.
 	bootAfter := func(what string) string {
 		vm := in.boot(t, "", "")
-		deployment := vm.WaitFor(`CHECK deployment: `)
 		state := vm.WaitFor(`CHECK state: `)
+		deployment := vm.WaitFor(`CHECK deployment: `)
 		vm.WaitFor(`CHECK done`)
 		vm.WaitExit()
 		if vm.Has(`cfsboot: FAILED`) || !strings.HasSuffix(state, "running") {
