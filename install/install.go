@@ -84,11 +84,12 @@ func Install(ctx context.Context, o Options, s Seams) (*Result, error) {
 	}
 	defer os.RemoveAll(work)
 
-	f, size, err := disk.Open(o.Disk, o.Size)
+	// The disk is only checked now; it is opened (and a file truncated)
+	// when everything to write is ready.
+	size, err := disk.Size(o.Disk, o.Size)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	tab, err := disk.Layout(size, []disk.Partition{
 		{Type: disk.TypeESP, Name: "ESP", Size: espSize},
 		{Type: disk.TypeRootX86_64, Name: "root"},
@@ -148,6 +149,11 @@ func Install(ctx context.Context, o Options, s Seams) (*Result, error) {
 		return nil, fmt.Errorf("install: %w (nothing was written to %s)", err, o.Disk)
 	}
 	o.logf("writing the partition table, the ESP and the root filesystem to %s", o.Disk)
+	f, _, err := disk.Open(o.Disk, size)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	if err := tab.Write(f); err != nil {
 		return nil, fmt.Errorf("install on %s: %w", o.Disk, err)
 	}

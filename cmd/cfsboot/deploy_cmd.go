@@ -136,7 +136,7 @@ to this program).`,
 	}
 	image := cmd.Flags().String("image", "", "the image `REF`erence to install")
 	diskPath := cmd.Flags().String("disk", "", "the disk `FILE` (created) or block device to write")
-	size := cmd.Flags().String("size", "8G", "size of a disk FILE (K, M, G, T suffixes)")
+	size := cmd.Flags().String("size", "", "size of a disk FILE (K, M, G, T suffixes; default 8G); a block device keeps its own")
 	espSize := cmd.Flags().String("esp-size", "512M", "size of the EFI system partition")
 	extra := cmd.Flags().String("cmdline-extra", "", "more kernel command line words for the UKI")
 	timeout := cmd.Flags().Int("timeout", 3, "systemd-boot menu timeout in seconds")
@@ -146,9 +146,12 @@ to this program).`,
 	cmd.MarkFlagRequired("image")
 	cmd.MarkFlagRequired("disk")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		sz, err := parseSize(*size)
-		if err != nil {
-			return err
+		var sz int64 // 0: a block device's own size, or disk.DefaultFileSize
+		if *size != "" {
+			var err error
+			if sz, err = parseSize(*size); err != nil {
+				return err
+			}
 		}
 		esz, err := parseSize(*espSize)
 		if err != nil {
