@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"runtime"
 	"sync"
 )
@@ -195,28 +194,6 @@ var windowPool = sync.Pool{New: func() any { return new([windowBlocks * MaxSize]
 // parallelThreshold is the file size from which hashing the data level on
 // several cores beats the cost of starting goroutines.
 const parallelThreshold = 4 << 20
-
-// ComputeFile returns the fs-verity digest of the file at path. Large files
-// have their data blocks hashed on all cores; the tree above is cheap.
-func (a Algorithm) ComputeFile(path string) (Sum, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Sum{}, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Sum{}, err
-	}
-	if !st.Mode().IsRegular() {
-		return Sum{}, fmt.Errorf("%s: not a regular file", path)
-	}
-	s, err := a.ComputeReaderAt(f, st.Size())
-	if err != nil {
-		return Sum{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
-}
 
 // ComputeReaderAt returns the fs-verity digest of the first size bytes of r.
 // Large inputs have their data blocks hashed on all cores, one bounded window

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/bits"
 	"sort"
 
@@ -404,26 +405,46 @@ func xattrEntrySizeOf(x xattr) uint64 {
 // computeSharedXattrs moves every xattr (name and value) used by more than
 // one inode into the shared area, in the reference's canonical order.
 func (w *imageWriter) computeSharedXattrs() {
+	// Most pairs are used once (every external file's own metacopy and
+	// redirect): counting by a 64-bit hash first leaves the exact count,
+	// with its allocated keys, to the few pairs that may be shared.
+	seed := maphash.MakeSeed()
+	hashOf := func(x xattr) uint64 {
+		return maphash.Bytes(seed, x.value) ^ bits.RotateLeft64(maphash.String(seed, x.key), 1)
+	}
+	maybe := make(map[uint64]int32, len(w.inodes))
+	for _, in := range w.inodes {
+		for _, x := range in.xattrs {
+			maybe[hashOf(x)]++
+		}
+	}
 	type use struct {
 		x      xattr
 		count  int
 		offset int64
 	}
 	uses := map[string]*use{}
-	id := func(x xattr) string { return x.key + "\x00" + string(x.value) }
+	var candidates []*use // per inode xattr hashed more than once, in inode order
 	for _, in := range w.inodes {
 		for _, x := range in.xattrs {
-			u := uses[id(x)]
+			if maybe[hashOf(x)] < 2 {
+				continue
+			}
+			id := x.key + "\x00" + string(x.value)
+			u := uses[id]
 			if u == nil {
 				u = &use{x: x, offset: -1}
-				uses[id(x)] = u
+				uses[id] = u
 			}
 			u.count++
+			candidates = append(candidates, u)
 		}
 	}
-	sorted := make([]*use, 0, len(uses))
+	var sorted []*use
 	for _, u := range uses {
-		sorted = append(sorted, u)
+		if u.count > 1 {
+			sorted = append(sorted, u)
+		}
 	}
 	// Descending by name, then by value length, then by value bytes.
 	sort.Slice(sorted, func(a, b int) bool {
@@ -437,17 +458,20 @@ func (w *imageWriter) computeSharedXattrs() {
 		return bytes.Compare(xa.value, xb.value) > 0
 	})
 	for _, u := range sorted {
-		if u.count > 1 {
-			u.offset = int64(w.sharedSize)
-			w.shared = append(w.shared, u.x)
-			w.sharedSize += xattrEntrySizeOf(u.x)
-		}
+		u.offset = int64(w.sharedSize)
+		w.shared = append(w.shared, u.x)
+		w.sharedSize += xattrEntrySizeOf(u.x)
 	}
 	for _, in := range w.inodes {
 		nShared := 0
 		for j := range in.xattrs {
 			in.xattrs[j].shared = -1
-			if u := uses[id(in.xattrs[j])]; u.offset >= 0 && nShared < maxSharedXattrs {
+			if maybe[hashOf(in.xattrs[j])] < 2 {
+				continue
+			}
+			u := candidates[0]
+			candidates = candidates[1:]
+			if u.offset >= 0 && nShared < maxSharedXattrs {
 				in.xattrs[j].shared = u.offset
 				nShared++
 			}
