@@ -58,7 +58,7 @@ func (h *Hasher) Sum() Sum {
 		h.addBlock(h.block[:h.fill])
 		h.fill = 0
 	}
-	return descriptorDigest(h.alg, h.size, h.b.root())
+	return descriptorDigest(h.h, h.alg, h.size, h.b.root())
 }
 
 // Digest is Sum for a SHA-256 Hasher.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"math/bits"
 	"sort"
 
@@ -35,10 +36,13 @@ type xattr struct {
 	value  []byte
 	shared int64 // offset in the shared xattr area, or -1 when inline
 
-	// the name as stored: a prefix index and the rest (set by nameXattrs)
-	index  uint8
-	suffix string
+	// the name as stored: a prefix index and the rest, key[nameOff:] (set
+	// by nameXattrs)
+	index, nameOff uint8
 }
+
+// suffix is the name as stored after its prefix index.
+func (x xattr) suffix() string { return x.key[x.nameOff:] }
 
 type dirent struct {
 	name   string
@@ -56,11 +60,13 @@ type inode struct {
 	mtimeNsec                   uint32
 	payload                     string
 	content                     []byte
-	digest                      verity.Sum // zero when unknown
 	xattrs                      []xattr
 	entries                     []dirent // directories, sorted by name
 	parent                      *inode
-	path                        string // for error messages
+	name                        string // in parent; the path is made from names only for errors
+	// metacopy is an external file's trusted.overlay.metacopy value (empty
+	// when its digest is unknown), made once from the tree's digest.
+	metacopy []byte
 
 	// layout, filled by computeLayout
 	ino       uint32
@@ -73,6 +79,17 @@ type inode struct {
 }
 
 func (i *inode) typ() uint32 { return i.mode & tree.SIFMT }
+
+// path names the inode in errors.
+func (i *inode) path() string {
+	if i.parent == nil || i.parent == i {
+		return "/"
+	}
+	if i.parent.parent == nil {
+		return "/" + i.name
+	}
+	return i.parent.path() + "/" + i.name
+}
 
 func (i *inode) setXattr(key string, value []byte) {
 	for j := range i.xattrs {
@@ -101,40 +118,67 @@ func (i *inode) external() bool {
 
 // Build returns the composefs image of root.
 func Build(root *tree.Node, opts Options) ([]byte, error) {
+	w, r, err := prepare(root, opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &buf{b: make([]byte, 0, w.size())}
+	w.write(b, r)
+	return b.b, nil
+}
+
+// WriteImage writes the composefs image of root (the bytes Build returns)
+// to out a piece at a time, so that the image is never whole in memory,
+// and returns its size.
+func WriteImage(out io.Writer, root *tree.Node, opts Options) (int64, error) {
+	w, r, err := prepare(root, opts)
+	if err != nil {
+		return 0, err
+	}
+	b := &buf{b: make([]byte, 0, flushSize+blockSize), out: out}
+	w.write(b, r)
+	if b.err != nil {
+		return int64(b.flushed), fmt.Errorf("writing image: %w", b.err)
+	}
+	return int64(b.flushed), nil
+}
+
+// prepare copies root into writer inodes and lays the image out.
+func prepare(root *tree.Node, opts Options) (*imageWriter, *inode, error) {
 	if opts.MinVersion < 0 || opts.MinVersion > maxVersion || opts.MaxVersion < 0 || opts.MaxVersion > maxVersion {
-		return nil, fmt.Errorf("composefs format version must be 0..%d (min %d, max %d)", maxVersion, opts.MinVersion, opts.MaxVersion)
+		return nil, nil, fmt.Errorf("composefs format version must be 0..%d (min %d, max %d)", maxVersion, opts.MinVersion, opts.MaxVersion)
 	}
 	if opts.MaxVersion < opts.MinVersion {
 		opts.MaxVersion = opts.MinVersion
 	}
 	if (opts.MinVersion == legacyVersion) != (opts.MaxVersion == legacyVersion) {
-		return nil, fmt.Errorf("composefs format version %d is its own layout: min and max must both be %d (min %d, max %d)", legacyVersion, legacyVersion, opts.MinVersion, opts.MaxVersion)
+		return nil, nil, fmt.Errorf("composefs format version %d is its own layout: min and max must both be %d (min %d, max %d)", legacyVersion, legacyVersion, opts.MinVersion, opts.MaxVersion)
 	}
 	if !root.IsDir() || root.LinkTo != nil {
-		return nil, errors.New("image root must be a directory")
+		return nil, nil, errors.New("image root must be a directory")
 	}
 	r, version, err := copyTree(root, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := rewriteForOverlay(r, r, version); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	w := &imageWriter{version: version}
 	if version == legacyVersion {
 		w.computeTreeV2(r)
 		w.computeSharedXattrsV2()
 		if err := w.computeLayoutV2(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return w.write(r), nil
+		return w, r, nil
 	}
 	r.setXattr(xattrOpaque, []byte("y"))
 	addRootWhiteouts(r)
 	w.computeTree(r)
 	w.computeSharedXattrs()
 	w.computeLayout()
-	return w.write(r), nil
+	return w, r, nil
 }
 
 // copyTree clones the caller's tree into writer inodes, resolving hard links
@@ -142,8 +186,29 @@ func Build(root *tree.Node, opts Options) ([]byte, error) {
 // version 1 is needed (if allowed) when the tree has whiteouts to escape.
 func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 	version := opts.MinVersion
-	byNode := map[*tree.Node]*inode{}
+	// Hard links, resolved first so that only their targets and the
+	// directories holding them get an index entry (an index of every node
+	// would cost more than the image's own metadata).
 	var links []*tree.Node
+	root.Walk(func(n *tree.Node) error {
+		if n.LinkTo != nil {
+			links = append(links, n)
+		}
+		return nil
+	})
+	targets := make([]*tree.Node, len(links))
+	byNode := map[*tree.Node]*inode{}
+	for i, l := range links {
+		t, steps := l, 0
+		for ; t.LinkTo != nil; steps++ {
+			if steps > len(links) {
+				return nil, 0, fmt.Errorf("%s: cycle of hard links", l.Path())
+			}
+			t = t.LinkTo
+		}
+		targets[i] = t
+		byNode[t], byNode[l.Parent] = nil, nil
+	}
 	var clone func(n *tree.Node, parent *inode) (*inode, error)
 	clone = func(n *tree.Node, parent *inode) (*inode, error) {
 		if !validMode(n.Mode) {
@@ -153,21 +218,24 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 			mode: n.Mode, nlink: n.Nlink, uid: n.UID, gid: n.GID, rdev: n.Rdev,
 			size: n.Size, mtimeSec: n.MtimeSec, mtimeNsec: n.MtimeNsec,
 			payload: n.Payload, content: n.Content,
-			parent: parent, path: n.Path(),
+			parent: parent, name: n.Name,
 		}
-		in.digest, _ = n.FileDigest()
+		if in.external() {
+			d, _ := n.FileDigest()
+			in.metacopy = metacopy(d)
+		}
 		if in.nlink == 0 {
 			in.nlink = 1
 		}
 		if len(in.content) > 0 && uint64(len(in.content)) != in.size {
-			return nil, fmt.Errorf("%s: inline content of %d bytes but size %d", in.path, len(in.content), in.size)
+			return nil, fmt.Errorf("%s: inline content of %d bytes but size %d", in.path(), len(in.content), in.size)
 		}
 		if len(in.content) > maxInlineContent {
-			return nil, fmt.Errorf("%s: inline content of %d bytes exceeds %d", in.path, len(in.content), maxInlineContent)
+			return nil, fmt.Errorf("%s: inline content of %d bytes exceeds %d", in.path(), len(in.content), maxInlineContent)
 		}
 		if in.typ() == tree.SIFLNK {
 			if in.payload == "" || len(in.payload) > 4095 {
-				return nil, fmt.Errorf("%s: symlink target must be 1..4095 bytes, got %d", in.path, len(in.payload))
+				return nil, fmt.Errorf("%s: symlink target must be 1..4095 bytes, got %d", in.path(), len(in.payload))
 			}
 			in.size = uint64(len(in.payload))
 		}
@@ -177,16 +245,17 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 		for _, x := range n.Xattrs {
 			in.setXattr(x.Key, x.Value)
 		}
-		byNode[n] = in
+		if _, ok := byNode[n]; ok {
+			byNode[n] = in
+		}
 		if len(n.Children) > 0 && in.typ() != tree.SIFDIR {
-			return nil, fmt.Errorf("%s: only directories can have children", in.path)
+			return nil, fmt.Errorf("%s: only directories can have children", in.path())
 		}
 		for _, c := range n.Children {
 			if err := tree.ValidName(c.Name); err != nil {
-				return nil, fmt.Errorf("%s: %w", in.path, err)
+				return nil, fmt.Errorf("%s: %w", in.path(), err)
 			}
 			if c.LinkTo != nil {
-				links = append(links, c)
 				in.entries = append(in.entries, dirent{name: c.Name, link: true})
 				continue
 			}
@@ -203,14 +272,8 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	for _, l := range links {
-		t, steps := l, 0
-		for ; t.LinkTo != nil; steps++ {
-			if steps > len(links) {
-				return nil, 0, fmt.Errorf("%s: cycle of hard links", l.Path())
-			}
-			t = t.LinkTo
-		}
+	for i, l := range links {
+		t := targets[i]
 		target := byNode[t]
 		if target == nil {
 			return nil, 0, fmt.Errorf("%s: hard link to an inode outside the tree", l.Path())
@@ -257,7 +320,7 @@ func chunking(size uint64) (chunkBits uint32, count uint64) {
 func rewriteForOverlay(in, parent *inode, version int) error {
 	if in.external() {
 		if _, n := chunking(in.size); n > maxChunks {
-			return fmt.Errorf("%s: file of %d bytes is too large for a composefs image", in.path, in.size)
+			return fmt.Errorf("%s: file of %d bytes is too large for a composefs image", in.path(), in.size)
 		}
 	}
 	// Sorted by the tree's own names: version 2 keeps this order on disk.
@@ -268,9 +331,9 @@ func rewriteForOverlay(in, parent *inode, version int) error {
 		}
 	}
 	if in.external() {
-		overlay := []xattr{{key: xattrMetacopy, value: metacopy(in.digest)}}
+		overlay := []xattr{{key: xattrMetacopy, value: in.metacopy}}
 		if in.payload != "" {
-			overlay = append(overlay, xattr{key: xattrRedirect, value: []byte(joinRoot(in.payload))})
+			overlay = append(overlay, xattr{key: xattrRedirect, value: redirect(in.payload)})
 		}
 		in.xattrs = append(overlay, in.xattrs...)
 	}
@@ -312,8 +375,13 @@ func metacopy(d verity.Sum) []byte {
 	return append([]byte{0, byte(metacopyHeaderSize + len(b)), 0, byte(d.Algorithm())}, b...)
 }
 
-// joinRoot makes a payload an absolute overlay redirect ("/ab/cdef...").
-func joinRoot(p string) string { return "/" + p }
+// redirect makes a payload an absolute overlay redirect ("/ab/cdef...").
+func redirect(payload string) []byte {
+	b := make([]byte, 1+len(payload))
+	b[0] = '/'
+	copy(b[1:], payload)
+	return b
+}
 
 func (i *inode) insertEntry(e dirent) {
 	j := sort.Search(len(i.entries), func(j int) bool { return i.entries[j].name >= e.name })
@@ -334,7 +402,7 @@ func addRootWhiteouts(r *inode) {
 		name := fmt.Sprintf("%02x", b)
 		w := &inode{
 			mode: tree.SIFCHR | 0o644, nlink: 1, uid: r.uid, gid: r.gid,
-			mtimeSec: r.mtimeSec, mtimeNsec: r.mtimeNsec, parent: r, path: "/" + name,
+			mtimeSec: r.mtimeSec, mtimeNsec: r.mtimeNsec, parent: r, name: name,
 		}
 		if selinux != nil {
 			w.setXattr("security.selinux", selinux)
@@ -394,12 +462,13 @@ func (w *imageWriter) computeTree(root *inode) {
 // nameXattrs splits the inode's xattr names into prefix index and rest.
 func nameXattrs(in *inode, lustre bool) {
 	for j := range in.xattrs {
-		in.xattrs[j].index, in.xattrs[j].suffix = splitXattrName(in.xattrs[j].key, lustre)
+		index, suffix := splitXattrName(in.xattrs[j].key, lustre)
+		in.xattrs[j].index, in.xattrs[j].nameOff = index, uint8(len(in.xattrs[j].key)-len(suffix))
 	}
 }
 
 func xattrEntrySizeOf(x xattr) uint64 {
-	return roundUp(uint64(xattrEntrySize+len(x.suffix)+len(x.value)), 4)
+	return roundUp(uint64(xattrEntrySize+len(x.suffix())+len(x.value)), 4)
 }
 
 // computeSharedXattrs moves every xattr (name and value) used by more than
@@ -617,19 +686,45 @@ func (w *imageWriter) computeLayout() {
 }
 
 // buf is an image under construction.
-type buf struct{ b []byte }
+// buf is the image being written: kept whole (Build), or handed to out
+// every flushSize bytes (WriteImage).
+type buf struct {
+	b       []byte
+	out     io.Writer
+	flushed uint64 // bytes handed to out
+	err     error  // out's first error; later writes are dropped
+}
+
+// flushSize is how much WriteImage buffers before writing.
+const flushSize = 256 << 10
 
 func (b *buf) u8(v uint8)     { b.b = append(b.b, v) }
 func (b *buf) u16(v uint16)   { b.b = binary.LittleEndian.AppendUint16(b.b, v) }
 func (b *buf) u32(v uint32)   { b.b = binary.LittleEndian.AppendUint32(b.b, v) }
 func (b *buf) u64(v uint64)   { b.b = binary.LittleEndian.AppendUint64(b.b, v) }
 func (b *buf) bytes(v []byte) { b.b = append(b.b, v...) }
+func (b *buf) str(v string)   { b.b = append(b.b, v...) }
 func (b *buf) zeros(n uint64) { b.b = append(b.b, make([]byte, n)...) }
-func (b *buf) align(a uint64) { b.zeros(roundUp(uint64(len(b.b)), a) - uint64(len(b.b))) }
-func (b *buf) len() uint64    { return uint64(len(b.b)) }
+func (b *buf) align(a uint64) { b.zeros(roundUp(b.len(), a) - b.len()) }
+func (b *buf) len() uint64    { return b.flushed + uint64(len(b.b)) }
 
-func (w *imageWriter) write(root *inode) []byte {
-	b := &buf{b: make([]byte, 0, w.dataStart+w.nDataBlocks*blockSize)}
+// flush hands what is buffered to out once there is enough of it (or
+// always, at the end); without out everything stays in b.
+func (b *buf) flush(end bool) {
+	if b.out == nil || len(b.b) < flushSize && !end {
+		return
+	}
+	if b.err == nil {
+		_, b.err = b.out.Write(b.b)
+	}
+	b.flushed += uint64(len(b.b))
+	b.b = b.b[:0]
+}
+
+// size is the image's length in bytes, once laid out.
+func (w *imageWriter) size() uint64 { return w.dataStart + w.nDataBlocks*blockSize }
+
+func (w *imageWriter) write(b *buf, root *inode) {
 	// composefs header
 	b.u32(composefsMagic)
 	b.u32(composefsHdrV)
@@ -657,17 +752,20 @@ func (w *imageWriter) write(root *inode) []byte {
 	w.currentBlock = w.dataStart / blockSize
 	for _, in := range w.inodes {
 		w.writeInode(b, in)
+		b.flush(false)
 	}
 	b.align(slotSize)
 	for _, x := range w.shared {
 		writeXattrEntry(b, x)
+		b.flush(false)
 	}
 	b.align(blockSize)
 	for _, in := range w.inodes {
 		writeDirents(b, in, true, false)
 		writeBlockData(b, in)
+		b.flush(false)
 	}
-	return b.b
+	b.flush(true)
 }
 
 // xattrBlkaddr is the block the shared xattr references count from:
@@ -680,10 +778,10 @@ func (w *imageWriter) xattrBlkaddr() uint64 {
 }
 
 func writeXattrEntry(b *buf, x xattr) {
-	b.u8(uint8(len(x.suffix)))
+	b.u8(uint8(len(x.suffix())))
 	b.u8(x.index)
 	b.u16(uint16(len(x.value)))
-	b.bytes([]byte(x.suffix))
+	b.str(x.suffix())
 	b.bytes(x.value)
 	b.align(4)
 }
@@ -711,7 +809,7 @@ func direntType(in *inode) uint8 {
 func (w *imageWriter) xattrFilter(in *inode) uint32 {
 	var filter uint32
 	for _, x := range in.xattrs {
-		filter |= 1 << (xxh32([]byte(x.suffix), xattrFilterSeed+uint32(x.index)) & (xattrFilterBits - 1))
+		filter |= 1 << (xxh32([]byte(x.suffix()), xattrFilterSeed+uint32(x.index)) & (xattrFilterBits - 1))
 	}
 	return ^filter
 }
@@ -801,7 +899,7 @@ func (w *imageWriter) writeInode(b *buf, in *inode) {
 		writeDirents(b, in, false, true)
 	case in.typ() == tree.SIFLNK:
 		if in.nblocks == 0 {
-			b.bytes([]byte(in.payload))
+			b.str(in.payload)
 		}
 	case in.typ() == tree.SIFREG && in.tail > 0:
 		if in.content != nil {
@@ -858,7 +956,7 @@ func writeDirentChunk(b *buf, entries []dirent, align uint64) {
 		nameoff += len(e.name)
 	}
 	for _, e := range entries {
-		b.bytes([]byte(e.name))
+		b.str(e.name)
 	}
 	b.align(align)
 }
@@ -878,7 +976,7 @@ func writeBlockData(b *buf, in *inode) {
 		}
 		b.bytes(in.content[:min(in.size, blockSize)])
 	case tree.SIFLNK:
-		b.bytes([]byte(in.payload))
+		b.str(in.payload)
 	default:
 		return
 	}

@@ -5,6 +5,7 @@
 package tree
 
 import (
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -192,6 +193,10 @@ func ObjectPath(d verity.Digest) string { return ObjectPathOf(d.Sum()) }
 // or 126 (SHA-512) hex digits. It is also the payload (overlay redirect) of
 // external files.
 func ObjectPathOf(d verity.Sum) string {
-	s := d.String()
-	return s[:2] + "/" + s[2:]
+	raw := d.Bytes()
+	b := make([]byte, 2*len(raw)+1)
+	hex.Encode(b[:2], raw[:1])
+	b[2] = '/'
+	hex.Encode(b[3:], raw[1:])
+	return string(b)
 }
