@@ -55,23 +55,20 @@ type dirent struct {
 // must not touch the caller's tree.
 type inode struct {
 	mode, nlink, uid, gid, rdev uint32
-	size                        uint64
-	mtimeSec                    int64
 	mtimeNsec                   uint32
+	mtimeSec                    int64
+	size                        uint64
 	payload                     string
 	content                     []byte
 	xattrs                      []xattr
 	entries                     []dirent // directories, sorted by name
 	parent                      *inode
 	name                        string // in parent; the path is made from names only for errors
-	// metacopy is an external file's trusted.overlay.metacopy value (empty
-	// when its digest is unknown), made once from the tree's digest.
-	metacopy []byte
 
 	// layout, filled by computeLayout
 	ino       uint32
-	nid       uint64
 	compact   bool
+	nid       uint64
 	nblocks   uint64
 	tail      uint64
 	ipad      uint64
@@ -108,6 +105,18 @@ func (i *inode) xattr(key string) []byte {
 		}
 	}
 	return nil
+}
+
+// overlayXattrs is how many xattrs copyTree put before the tree's own:
+// metacopy and (with a payload) redirect for an external file.
+func (i *inode) overlayXattrs() int {
+	switch {
+	case !i.external():
+		return 0
+	case i.payload == "":
+		return 1
+	}
+	return 2
 }
 
 // external reports whether a regular file's data lives in the object
@@ -220,10 +229,6 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 			payload: n.Payload, content: n.Content,
 			parent: parent, name: n.Name,
 		}
-		if in.external() {
-			d, _ := n.FileDigest()
-			in.metacopy = metacopy(d)
-		}
 		if in.nlink == 0 {
 			in.nlink = 1
 		}
@@ -245,11 +250,24 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 		for _, x := range n.Xattrs {
 			in.setXattr(x.Key, x.Value)
 		}
+		if in.external() {
+			// The overlay's own xattrs come first, as composefs-rs lists them.
+			d, _ := n.FileDigest()
+			overlay := make([]xattr, 0, in.overlayXattrs()+len(in.xattrs))
+			overlay = append(overlay, xattr{key: xattrMetacopy, value: metacopy(d)})
+			if in.payload != "" {
+				overlay = append(overlay, xattr{key: xattrRedirect, value: redirect(in.payload)})
+			}
+			in.xattrs = append(overlay, in.xattrs...)
+		}
 		if _, ok := byNode[n]; ok {
 			byNode[n] = in
 		}
 		if len(n.Children) > 0 && in.typ() != tree.SIFDIR {
 			return nil, fmt.Errorf("%s: only directories can have children", in.path())
+		}
+		if in.typ() == tree.SIFDIR {
+			in.entries = make([]dirent, 0, len(n.Children)+2) // and "." and ".."
 		}
 		for _, c := range n.Children {
 			if err := tree.ValidName(c.Name); err != nil {
@@ -323,19 +341,14 @@ func rewriteForOverlay(in, parent *inode, version int) error {
 			return fmt.Errorf("%s: file of %d bytes is too large for a composefs image", in.path(), in.size)
 		}
 	}
-	// Sorted by the tree's own names: version 2 keeps this order on disk.
-	sort.SliceStable(in.xattrs, func(a, b int) bool { return in.xattrs[a].key < in.xattrs[b].key })
-	for j := range in.xattrs {
-		if k := in.xattrs[j].key; len(k) >= len(overlayPrefix) && k[:len(overlayPrefix)] == overlayPrefix {
-			in.xattrs[j].key = overlayEscapePrefix + k[len(overlayPrefix):]
+	// The tree's own xattrs, after the overlay's (added by copyTree), sorted
+	// by their names: version 2 keeps this order on disk.
+	own := in.xattrs[in.overlayXattrs():]
+	sort.SliceStable(own, func(a, b int) bool { return own[a].key < own[b].key })
+	for j := range own {
+		if k := own[j].key; len(k) >= len(overlayPrefix) && k[:len(overlayPrefix)] == overlayPrefix {
+			own[j].key = overlayEscapePrefix + k[len(overlayPrefix):]
 		}
-	}
-	if in.external() {
-		overlay := []xattr{{key: xattrMetacopy, value: in.metacopy}}
-		if in.payload != "" {
-			overlay = append(overlay, xattr{key: xattrRedirect, value: redirect(in.payload)})
-		}
-		in.xattrs = append(overlay, in.xattrs...)
 	}
 	if in.typ() == tree.SIFCHR && in.rdev == 0 && version < legacyVersion {
 		in.size = 0

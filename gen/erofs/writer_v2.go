@@ -114,7 +114,7 @@ func (i *inode) dataSizeV2() {
 		switch {
 		case !i.external():
 			i.tail = uint64(len(i.content))
-		case len(i.metacopy) > 0: // the digest is known
+		case len(i.xattr(xattrMetacopy)) > 0: // the digest is known
 			i.tail = 4
 		}
 	}
