@@ -183,19 +183,20 @@ JSON schema (--json): {"digest", "algorithm", "format", "output", "store",
 }
 
 // writeImage streams root's image into its fs-verity hash and, when out
-// is set, into that file: the image is never whole in memory. A failed
-// write leaves no output file.
+// is set, into that file: the image is never whole in memory, and root's
+// nodes are freed as they are copied (root is not used afterwards). A
+// failed write leaves no output file.
 func writeImage(root *tree.Node, opts erofs.Options, alg verity.Algorithm, out string) (verity.Sum, error) {
 	h := alg.NewHasher()
 	if out == "" {
-		_, err := erofs.WriteImage(h, root, opts)
+		_, err := erofs.WriteImageConsuming(h, root, opts)
 		return h.Sum(), err
 	}
 	f, err := os.Create(out)
 	if err != nil {
 		return verity.Sum{}, err
 	}
-	_, err = erofs.WriteImage(io.MultiWriter(h, f), root, opts)
+	_, err = erofs.WriteImageConsuming(io.MultiWriter(h, f), root, opts)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

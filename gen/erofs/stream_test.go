@@ -47,6 +47,27 @@ func TestWriteImageIsBuild(t *testing.T) {
 	}
 }
 
+// WriteImageConsuming writes the same bytes, and empties the tree's
+// directories, hard links included.
+func TestWriteImageConsuming(t *testing.T) {
+	for name, mk := range map[string]func(*testing.T) *tree.Node{"rich": func(t *testing.T) *tree.Node { return richTree(t) }, "many": manyFiles} {
+		for _, f := range erofs.Formats {
+			want, err := erofs.Build(mk(t), f.Options())
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := mk(t)
+			var got bytes.Buffer
+			if _, err := erofs.WriteImageConsuming(&got, root, f.Options()); err != nil || !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("%s %s: %v, same bytes as Build: %v", name, f, err, bytes.Equal(got.Bytes(), want))
+			}
+			if len(root.Children) != 0 {
+				t.Errorf("%s %s: the root still has %d children", name, f, len(root.Children))
+			}
+		}
+	}
+}
+
 type failingWriter struct{ left int }
 
 func (w *failingWriter) Write(p []byte) (int, error) {

@@ -127,7 +127,7 @@ func (i *inode) external() bool {
 
 // Build returns the composefs image of root.
 func Build(root *tree.Node, opts Options) ([]byte, error) {
-	w, r, err := prepare(root, opts)
+	w, r, err := prepare(root, opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,20 @@ func Build(root *tree.Node, opts Options) ([]byte, error) {
 // to out a piece at a time, so that the image is never whole in memory,
 // and returns its size.
 func WriteImage(out io.Writer, root *tree.Node, opts Options) (int64, error) {
-	w, r, err := prepare(root, opts)
+	return writeImage(out, root, opts, false)
+}
+
+// WriteImageConsuming is WriteImage for a tree the caller is done with:
+// each directory's Children are dropped once they are copied, so that the
+// tree's nodes are freed while the image is made instead of staying beside
+// the writer's own copy of every entry. The tree is not to be used
+// afterwards, even after an error: its directories are emptied.
+func WriteImageConsuming(out io.Writer, root *tree.Node, opts Options) (int64, error) {
+	return writeImage(out, root, opts, true)
+}
+
+func writeImage(out io.Writer, root *tree.Node, opts Options, consume bool) (int64, error) {
+	w, r, err := prepare(root, opts, consume)
 	if err != nil {
 		return 0, err
 	}
@@ -152,8 +165,9 @@ func WriteImage(out io.Writer, root *tree.Node, opts Options) (int64, error) {
 	return int64(b.flushed), nil
 }
 
-// prepare copies root into writer inodes and lays the image out.
-func prepare(root *tree.Node, opts Options) (*imageWriter, *inode, error) {
+// prepare copies root into writer inodes (consuming it if asked, see
+// WriteImageConsuming) and lays the image out.
+func prepare(root *tree.Node, opts Options, consume bool) (*imageWriter, *inode, error) {
 	if opts.MinVersion < 0 || opts.MinVersion > maxVersion || opts.MaxVersion < 0 || opts.MaxVersion > maxVersion {
 		return nil, nil, fmt.Errorf("composefs format version must be 0..%d (min %d, max %d)", maxVersion, opts.MinVersion, opts.MaxVersion)
 	}
@@ -166,7 +180,7 @@ func prepare(root *tree.Node, opts Options) (*imageWriter, *inode, error) {
 	if !root.IsDir() || root.LinkTo != nil {
 		return nil, nil, errors.New("image root must be a directory")
 	}
-	r, version, err := copyTree(root, opts)
+	r, version, err := copyTree(root, opts, consume)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -193,7 +207,7 @@ func prepare(root *tree.Node, opts Options) (*imageWriter, *inode, error) {
 // copyTree clones the caller's tree into writer inodes, resolving hard links
 // and checking what the reference rejects. It also picks the format version:
 // version 1 is needed (if allowed) when the tree has whiteouts to escape.
-func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
+func copyTree(root *tree.Node, opts Options, consume bool) (*inode, int, error) {
 	version := opts.MinVersion
 	// Hard links, resolved first so that only their targets and the
 	// directories holding them get an index entry (an index of every node
@@ -282,6 +296,9 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 				return nil, err
 			}
 			in.entries = append(in.entries, dirent{name: c.Name, target: ci})
+		}
+		if consume {
+			n.Children = nil
 		}
 		sort.Slice(in.entries, func(a, b int) bool { return in.entries[a].name < in.entries[b].name })
 		return in, nil
