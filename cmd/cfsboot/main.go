@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 )
 
 // Exit codes, as users of other system CLIs expect them.
@@ -18,13 +17,6 @@ const (
 )
 
 func main() {
-	if os.Getenv("GOGC") == "" {
-		// The big heaps here are trees of a million small nodes that only
-		// grow: collecting at 1.5x the live heap instead of 2x cuts the peak
-		// RSS of image dump and store fsck by a quarter at 100k entries, for
-		// no CPU time that a run could tell apart.
-		debug.SetGCPercent(50)
-	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
