@@ -11,6 +11,9 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/sys/unix"
+
+	"cfsboot/internal/fdio"
 	"cfsboot/internal/parallel"
 	"cfsboot/verity"
 )
@@ -207,23 +210,24 @@ func (c *checker) sealingProblems() {
 // is sealed (sealed true, in the algorithm it was sealed with), else
 // computed from its content with alg.
 func fileDigest(path string, alg verity.Algorithm) (d verity.Sum, sealed bool, err error) {
-	f, err := os.Open(path)
+	// A bare descriptor: fsck opens every object (package fdio says why).
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return d, false, err
+		return d, false, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
-	d, err = verity.MeasureSum(int(f.Fd()))
+	defer unix.Close(fd)
+	d, err = verity.MeasureSum(fd)
 	if err == nil {
 		return d, true, nil
 	}
 	if !errors.Is(err, verity.ErrNotEnabled) && !errors.Is(err, verity.ErrNotSupported) {
 		return d, false, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		return d, false, err
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return d, false, &os.PathError{Op: "stat", Path: path, Err: err}
 	}
-	d, err = alg.ComputeReaderAt(f, st.Size())
+	d, err = alg.ComputeReaderAt(fdio.File(fd), st.Size)
 	return d, false, err
 }
 
