@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"runtime"
 	"sync"
 )
@@ -94,9 +93,9 @@ func (b *builder) root() []byte {
 	}
 }
 
-// descriptorDigest returns the digest of the 256-byte fsverity_descriptor:
-// the file's fs-verity digest.
-func descriptorDigest(alg Algorithm, size uint64, root []byte) Sum {
+// descriptorDigest returns the digest of the 256-byte fsverity_descriptor,
+// hashed with h (of alg): the file's fs-verity digest.
+func descriptorDigest(h hash.Hash, alg Algorithm, size uint64, root []byte) Sum {
 	var desc [256]byte
 	desc[0] = 1 // version
 	desc[1] = byte(alg)
@@ -104,7 +103,7 @@ func descriptorDigest(alg Algorithm, size uint64, root []byte) Sum {
 	// desc[3] salt_size = 0, desc[4:8] reserved
 	binary.LittleEndian.PutUint64(desc[8:16], size)
 	copy(desc[16:16+MaxSize], root)
-	h := alg.newHash()
+	h.Reset()
 	h.Write(desc[:])
 	s := Sum{alg: alg}
 	h.Sum(s.b[:0])
@@ -170,19 +169,19 @@ func (a Algorithm) Compute(r io.Reader) (Sum, error) {
 			return Sum{}, err
 		}
 	}
-	return descriptorDigest(a, size, c.b.root()), nil
+	return descriptorDigest(c.h, a, size, c.b.root()), nil
 }
 
 // ComputeBytes returns the fs-verity digest of data.
 func (a Algorithm) ComputeBytes(data []byte) Sum {
-	b := newBuilder(a)
-	h := a.newHash()
-	d := make([]byte, a.Size())
+	c := a.getComputer()
+	defer computers[a].Put(c)
+	var d [MaxSize]byte
 	for off := 0; off < len(data); off += BlockSize {
-		hashDataBlock(h, data[off:min(off+BlockSize, len(data))], d)
-		b.addDataHash(d)
+		hashDataBlock(c.h, data[off:min(off+BlockSize, len(data))], d[:a.Size()])
+		c.b.addDataHash(d[:a.Size()])
 	}
-	return descriptorDigest(a, uint64(len(data)), b.root())
+	return descriptorDigest(c.h, a, uint64(len(data)), c.b.root())
 }
 
 // windowBlocks is how many data blocks ComputeReaderAt hashes in parallel
@@ -195,28 +194,6 @@ var windowPool = sync.Pool{New: func() any { return new([windowBlocks * MaxSize]
 // parallelThreshold is the file size from which hashing the data level on
 // several cores beats the cost of starting goroutines.
 const parallelThreshold = 4 << 20
-
-// ComputeFile returns the fs-verity digest of the file at path. Large files
-// have their data blocks hashed on all cores; the tree above is cheap.
-func (a Algorithm) ComputeFile(path string) (Sum, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Sum{}, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Sum{}, err
-	}
-	if !st.Mode().IsRegular() {
-		return Sum{}, fmt.Errorf("%s: not a regular file", path)
-	}
-	s, err := a.ComputeReaderAt(f, st.Size())
-	if err != nil {
-		return Sum{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
-}
 
 // ComputeReaderAt returns the fs-verity digest of the first size bytes of r.
 // Large inputs have their data blocks hashed on all cores, one bounded window
@@ -276,7 +253,7 @@ func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 			b.addDataHash(hashes[i*dsize : (i+1)*dsize])
 		}
 	}
-	return descriptorDigest(a, uint64(size), b.root()), nil
+	return descriptorDigest(cs[0].h, a, uint64(size), b.root()), nil
 }
 
 // Compute returns the fs-verity SHA-256 digest of everything r yields.

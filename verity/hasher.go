@@ -20,6 +20,12 @@ func NewHasher() *Hasher { return SHA256.NewHasher() }
 // NewHasher returns an empty Hasher for a.
 func (a Algorithm) NewHasher() *Hasher { return &Hasher{b: newBuilder(a), h: a.newHash(), alg: a} }
 
+// Reset empties h for new data, keeping its buffers.
+func (h *Hasher) Reset() {
+	h.b.reset()
+	h.fill, h.size = 0, 0
+}
+
 // Write adds p to the data; it never fails.
 func (h *Hasher) Write(p []byte) (int, error) {
 	n := len(p)
@@ -58,7 +64,7 @@ func (h *Hasher) Sum() Sum {
 		h.addBlock(h.block[:h.fill])
 		h.fill = 0
 	}
-	return descriptorDigest(h.alg, h.size, h.b.root())
+	return descriptorDigest(h.h, h.alg, h.size, h.b.root())
 }
 
 // Digest is Sum for a SHA-256 Hasher.

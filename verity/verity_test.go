@@ -224,6 +224,24 @@ func TestHasherMatchesComputeBytes(t *testing.T) {
 	}
 }
 
+// A Hasher reset after a large input (a tree of several levels) digests
+// the next input as a new one does, in both algorithms.
+func TestHasherReset(t *testing.T) {
+	big := bytes.Repeat([]byte("abc"), 300*BlockSize)
+	for _, alg := range Algorithms {
+		h := alg.NewHasher()
+		h.Write(big)
+		h.Sum()
+		for _, data := range [][]byte{nil, []byte("x"), big[:5*BlockSize+3]} {
+			h.Reset()
+			h.Write(data)
+			if got, want := h.Sum(), alg.ComputeBytes(data); got != want || h.Size() != uint64(len(data)) {
+				t.Errorf("%s, %d bytes after a reset: %s, want %s", alg, len(data), got, want)
+			}
+		}
+	}
+}
+
 type failingReader struct{ n int }
 
 func (f *failingReader) Read(p []byte) (int, error) {

@@ -101,7 +101,11 @@ func main() {
 		os.Exit(1)
 	}()
 	defer unmountAll()
-	if err := run(); err != nil {
+	err := run()
+	if terr := emptyTrash(); err == nil {
+		err = terr
+	}
+	if err != nil {
 		unmountAll()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)

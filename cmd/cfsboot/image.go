@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -159,12 +160,11 @@ JSON schema (--json): {"digest", "algorithm", "format", "output", "store",
 			if err != nil {
 				return err
 			}
-			if img, err = erofs.Build(root, opts); err != nil {
+			if digest, err = writeImage(root, opts, alg, *out); err != nil {
 				return err
 			}
-			digest = alg.ComputeBytes(img)
 		}
-		if *out != "" {
+		if *out != "" && img != nil {
 			if err := os.WriteFile(*out, img, 0o644); err != nil {
 				return err
 			}
@@ -180,6 +180,31 @@ JSON schema (--json): {"digest", "algorithm", "format", "output", "store",
 		return nil
 	}
 	return cmd
+}
+
+// writeImage streams root's image into its fs-verity hash and, when out
+// is set, into that file: the image is never whole in memory, and root's
+// nodes are freed as they are copied (root is not used afterwards). A
+// failed write leaves no output file.
+func writeImage(root *tree.Node, opts erofs.Options, alg verity.Algorithm, out string) (verity.Sum, error) {
+	h := alg.NewHasher()
+	if out == "" {
+		_, err := erofs.WriteImageConsuming(h, root, opts)
+		return h.Sum(), err
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		return verity.Sum{}, err
+	}
+	_, err = erofs.WriteImageConsuming(io.MultiWriter(h, f), root, opts)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(out)
+		return verity.Sum{}, err
+	}
+	return h.Sum(), nil
 }
 
 func parseDumpFile(path string, opts dump.Options) (*tree.Node, error) {

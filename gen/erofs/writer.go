@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"io"
 	"math/bits"
 	"sort"
 
@@ -34,10 +36,13 @@ type xattr struct {
 	value  []byte
 	shared int64 // offset in the shared xattr area, or -1 when inline
 
-	// the name as stored: a prefix index and the rest (set by nameXattrs)
-	index  uint8
-	suffix string
+	// the name as stored: a prefix index and the rest, key[nameOff:] (set
+	// by nameXattrs)
+	index, nameOff uint8
 }
+
+// suffix is the name as stored after its prefix index.
+func (x xattr) suffix() string { return x.key[x.nameOff:] }
 
 type dirent struct {
 	name   string
@@ -50,21 +55,20 @@ type dirent struct {
 // must not touch the caller's tree.
 type inode struct {
 	mode, nlink, uid, gid, rdev uint32
-	size                        uint64
-	mtimeSec                    int64
 	mtimeNsec                   uint32
+	mtimeSec                    int64
+	size                        uint64
 	payload                     string
 	content                     []byte
-	digest                      verity.Sum // zero when unknown
 	xattrs                      []xattr
 	entries                     []dirent // directories, sorted by name
 	parent                      *inode
-	path                        string // for error messages
+	name                        string // in parent; the path is made from names only for errors
 
 	// layout, filled by computeLayout
 	ino       uint32
-	nid       uint64
 	compact   bool
+	nid       uint64
 	nblocks   uint64
 	tail      uint64
 	ipad      uint64
@@ -72,6 +76,17 @@ type inode struct {
 }
 
 func (i *inode) typ() uint32 { return i.mode & tree.SIFMT }
+
+// path names the inode in errors.
+func (i *inode) path() string {
+	if i.parent == nil || i.parent == i {
+		return "/"
+	}
+	if i.parent.parent == nil {
+		return "/" + i.name
+	}
+	return i.parent.path() + "/" + i.name
+}
 
 func (i *inode) setXattr(key string, value []byte) {
 	for j := range i.xattrs {
@@ -92,6 +107,18 @@ func (i *inode) xattr(key string) []byte {
 	return nil
 }
 
+// overlayXattrs is how many xattrs copyTree put before the tree's own:
+// metacopy and (with a payload) redirect for an external file.
+func (i *inode) overlayXattrs() int {
+	switch {
+	case !i.external():
+		return 0
+	case i.payload == "":
+		return 1
+	}
+	return 2
+}
+
 // external reports whether a regular file's data lives in the object
 // store (metacopy + redirect) rather than inline in the image.
 func (i *inode) external() bool {
@@ -100,49 +127,111 @@ func (i *inode) external() bool {
 
 // Build returns the composefs image of root.
 func Build(root *tree.Node, opts Options) ([]byte, error) {
+	w, r, err := prepare(root, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	b := &buf{b: make([]byte, 0, w.size())}
+	w.write(b, r)
+	return b.b, nil
+}
+
+// WriteImage writes the composefs image of root (the bytes Build returns)
+// to out a piece at a time, so that the image is never whole in memory,
+// and returns its size.
+func WriteImage(out io.Writer, root *tree.Node, opts Options) (int64, error) {
+	return writeImage(out, root, opts, false)
+}
+
+// WriteImageConsuming is WriteImage for a tree the caller is done with:
+// each directory's Children are dropped once they are copied, so that the
+// tree's nodes are freed while the image is made instead of staying beside
+// the writer's own copy of every entry. The tree is not to be used
+// afterwards, even after an error: its directories are emptied.
+func WriteImageConsuming(out io.Writer, root *tree.Node, opts Options) (int64, error) {
+	return writeImage(out, root, opts, true)
+}
+
+func writeImage(out io.Writer, root *tree.Node, opts Options, consume bool) (int64, error) {
+	w, r, err := prepare(root, opts, consume)
+	if err != nil {
+		return 0, err
+	}
+	b := &buf{b: make([]byte, 0, flushSize+blockSize), out: out}
+	w.write(b, r)
+	if b.err != nil {
+		return int64(b.flushed), fmt.Errorf("writing image: %w", b.err)
+	}
+	return int64(b.flushed), nil
+}
+
+// prepare copies root into writer inodes (consuming it if asked, see
+// WriteImageConsuming) and lays the image out.
+func prepare(root *tree.Node, opts Options, consume bool) (*imageWriter, *inode, error) {
 	if opts.MinVersion < 0 || opts.MinVersion > maxVersion || opts.MaxVersion < 0 || opts.MaxVersion > maxVersion {
-		return nil, fmt.Errorf("composefs format version must be 0..%d (min %d, max %d)", maxVersion, opts.MinVersion, opts.MaxVersion)
+		return nil, nil, fmt.Errorf("composefs format version must be 0..%d (min %d, max %d)", maxVersion, opts.MinVersion, opts.MaxVersion)
 	}
 	if opts.MaxVersion < opts.MinVersion {
 		opts.MaxVersion = opts.MinVersion
 	}
 	if (opts.MinVersion == legacyVersion) != (opts.MaxVersion == legacyVersion) {
-		return nil, fmt.Errorf("composefs format version %d is its own layout: min and max must both be %d (min %d, max %d)", legacyVersion, legacyVersion, opts.MinVersion, opts.MaxVersion)
+		return nil, nil, fmt.Errorf("composefs format version %d is its own layout: min and max must both be %d (min %d, max %d)", legacyVersion, legacyVersion, opts.MinVersion, opts.MaxVersion)
 	}
 	if !root.IsDir() || root.LinkTo != nil {
-		return nil, errors.New("image root must be a directory")
+		return nil, nil, errors.New("image root must be a directory")
 	}
-	r, version, err := copyTree(root, opts)
+	r, version, err := copyTree(root, opts, consume)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := rewriteForOverlay(r, r, version); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	w := &imageWriter{version: version}
 	if version == legacyVersion {
 		w.computeTreeV2(r)
 		w.computeSharedXattrsV2()
 		if err := w.computeLayoutV2(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return w.write(r), nil
+		return w, r, nil
 	}
 	r.setXattr(xattrOpaque, []byte("y"))
 	addRootWhiteouts(r)
 	w.computeTree(r)
 	w.computeSharedXattrs()
 	w.computeLayout()
-	return w.write(r), nil
+	return w, r, nil
 }
 
 // copyTree clones the caller's tree into writer inodes, resolving hard links
 // and checking what the reference rejects. It also picks the format version:
 // version 1 is needed (if allowed) when the tree has whiteouts to escape.
-func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
+func copyTree(root *tree.Node, opts Options, consume bool) (*inode, int, error) {
 	version := opts.MinVersion
-	byNode := map[*tree.Node]*inode{}
+	// Hard links, resolved first so that only their targets and the
+	// directories holding them get an index entry (an index of every node
+	// would cost more than the image's own metadata).
 	var links []*tree.Node
+	root.Walk(func(n *tree.Node) error {
+		if n.LinkTo != nil {
+			links = append(links, n)
+		}
+		return nil
+	})
+	targets := make([]*tree.Node, len(links))
+	byNode := map[*tree.Node]*inode{}
+	for i, l := range links {
+		t, steps := l, 0
+		for ; t.LinkTo != nil; steps++ {
+			if steps > len(links) {
+				return nil, 0, fmt.Errorf("%s: cycle of hard links", l.Path())
+			}
+			t = t.LinkTo
+		}
+		targets[i] = t
+		byNode[t], byNode[l.Parent] = nil, nil
+	}
 	var clone func(n *tree.Node, parent *inode) (*inode, error)
 	clone = func(n *tree.Node, parent *inode) (*inode, error) {
 		if !validMode(n.Mode) {
@@ -152,21 +241,20 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 			mode: n.Mode, nlink: n.Nlink, uid: n.UID, gid: n.GID, rdev: n.Rdev,
 			size: n.Size, mtimeSec: n.MtimeSec, mtimeNsec: n.MtimeNsec,
 			payload: n.Payload, content: n.Content,
-			parent: parent, path: n.Path(),
+			parent: parent, name: n.Name,
 		}
-		in.digest, _ = n.FileDigest()
 		if in.nlink == 0 {
 			in.nlink = 1
 		}
 		if len(in.content) > 0 && uint64(len(in.content)) != in.size {
-			return nil, fmt.Errorf("%s: inline content of %d bytes but size %d", in.path, len(in.content), in.size)
+			return nil, fmt.Errorf("%s: inline content of %d bytes but size %d", in.path(), len(in.content), in.size)
 		}
 		if len(in.content) > maxInlineContent {
-			return nil, fmt.Errorf("%s: inline content of %d bytes exceeds %d", in.path, len(in.content), maxInlineContent)
+			return nil, fmt.Errorf("%s: inline content of %d bytes exceeds %d", in.path(), len(in.content), maxInlineContent)
 		}
 		if in.typ() == tree.SIFLNK {
 			if in.payload == "" || len(in.payload) > 4095 {
-				return nil, fmt.Errorf("%s: symlink target must be 1..4095 bytes, got %d", in.path, len(in.payload))
+				return nil, fmt.Errorf("%s: symlink target must be 1..4095 bytes, got %d", in.path(), len(in.payload))
 			}
 			in.size = uint64(len(in.payload))
 		}
@@ -176,16 +264,30 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 		for _, x := range n.Xattrs {
 			in.setXattr(x.Key, x.Value)
 		}
-		byNode[n] = in
+		if in.external() {
+			// The overlay's own xattrs come first, as composefs-rs lists them.
+			d, _ := n.FileDigest()
+			overlay := make([]xattr, 0, in.overlayXattrs()+len(in.xattrs))
+			overlay = append(overlay, xattr{key: xattrMetacopy, value: metacopy(d)})
+			if in.payload != "" {
+				overlay = append(overlay, xattr{key: xattrRedirect, value: redirect(in.payload)})
+			}
+			in.xattrs = append(overlay, in.xattrs...)
+		}
+		if _, ok := byNode[n]; ok {
+			byNode[n] = in
+		}
 		if len(n.Children) > 0 && in.typ() != tree.SIFDIR {
-			return nil, fmt.Errorf("%s: only directories can have children", in.path)
+			return nil, fmt.Errorf("%s: only directories can have children", in.path())
+		}
+		if in.typ() == tree.SIFDIR {
+			in.entries = make([]dirent, 0, len(n.Children)+2) // and "." and ".."
 		}
 		for _, c := range n.Children {
 			if err := tree.ValidName(c.Name); err != nil {
-				return nil, fmt.Errorf("%s: %w", in.path, err)
+				return nil, fmt.Errorf("%s: %w", in.path(), err)
 			}
 			if c.LinkTo != nil {
-				links = append(links, c)
 				in.entries = append(in.entries, dirent{name: c.Name, link: true})
 				continue
 			}
@@ -195,6 +297,9 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 			}
 			in.entries = append(in.entries, dirent{name: c.Name, target: ci})
 		}
+		if consume {
+			n.Children = nil
+		}
 		sort.Slice(in.entries, func(a, b int) bool { return in.entries[a].name < in.entries[b].name })
 		return in, nil
 	}
@@ -202,14 +307,8 @@ func copyTree(root *tree.Node, opts Options) (*inode, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	for _, l := range links {
-		t, steps := l, 0
-		for ; t.LinkTo != nil; steps++ {
-			if steps > len(links) {
-				return nil, 0, fmt.Errorf("%s: cycle of hard links", l.Path())
-			}
-			t = t.LinkTo
-		}
+	for i, l := range links {
+		t := targets[i]
 		target := byNode[t]
 		if target == nil {
 			return nil, 0, fmt.Errorf("%s: hard link to an inode outside the tree", l.Path())
@@ -256,22 +355,17 @@ func chunking(size uint64) (chunkBits uint32, count uint64) {
 func rewriteForOverlay(in, parent *inode, version int) error {
 	if in.external() {
 		if _, n := chunking(in.size); n > maxChunks {
-			return fmt.Errorf("%s: file of %d bytes is too large for a composefs image", in.path, in.size)
+			return fmt.Errorf("%s: file of %d bytes is too large for a composefs image", in.path(), in.size)
 		}
 	}
-	// Sorted by the tree's own names: version 2 keeps this order on disk.
-	sort.SliceStable(in.xattrs, func(a, b int) bool { return in.xattrs[a].key < in.xattrs[b].key })
-	for j := range in.xattrs {
-		if k := in.xattrs[j].key; len(k) >= len(overlayPrefix) && k[:len(overlayPrefix)] == overlayPrefix {
-			in.xattrs[j].key = overlayEscapePrefix + k[len(overlayPrefix):]
+	// The tree's own xattrs, after the overlay's (added by copyTree), sorted
+	// by their names: version 2 keeps this order on disk.
+	own := in.xattrs[in.overlayXattrs():]
+	sort.SliceStable(own, func(a, b int) bool { return own[a].key < own[b].key })
+	for j := range own {
+		if k := own[j].key; len(k) >= len(overlayPrefix) && k[:len(overlayPrefix)] == overlayPrefix {
+			own[j].key = overlayEscapePrefix + k[len(overlayPrefix):]
 		}
-	}
-	if in.external() {
-		overlay := []xattr{{key: xattrMetacopy, value: metacopy(in.digest)}}
-		if in.payload != "" {
-			overlay = append(overlay, xattr{key: xattrRedirect, value: []byte(joinRoot(in.payload))})
-		}
-		in.xattrs = append(overlay, in.xattrs...)
 	}
 	if in.typ() == tree.SIFCHR && in.rdev == 0 && version < legacyVersion {
 		in.size = 0
@@ -311,8 +405,13 @@ func metacopy(d verity.Sum) []byte {
 	return append([]byte{0, byte(metacopyHeaderSize + len(b)), 0, byte(d.Algorithm())}, b...)
 }
 
-// joinRoot makes a payload an absolute overlay redirect ("/ab/cdef...").
-func joinRoot(p string) string { return "/" + p }
+// redirect makes a payload an absolute overlay redirect ("/ab/cdef...").
+func redirect(payload string) []byte {
+	b := make([]byte, 1+len(payload))
+	b[0] = '/'
+	copy(b[1:], payload)
+	return b
+}
 
 func (i *inode) insertEntry(e dirent) {
 	j := sort.Search(len(i.entries), func(j int) bool { return i.entries[j].name >= e.name })
@@ -333,7 +432,7 @@ func addRootWhiteouts(r *inode) {
 		name := fmt.Sprintf("%02x", b)
 		w := &inode{
 			mode: tree.SIFCHR | 0o644, nlink: 1, uid: r.uid, gid: r.gid,
-			mtimeSec: r.mtimeSec, mtimeNsec: r.mtimeNsec, parent: r, path: "/" + name,
+			mtimeSec: r.mtimeSec, mtimeNsec: r.mtimeNsec, parent: r, name: name,
 		}
 		if selinux != nil {
 			w.setXattr("security.selinux", selinux)
@@ -393,37 +492,58 @@ func (w *imageWriter) computeTree(root *inode) {
 // nameXattrs splits the inode's xattr names into prefix index and rest.
 func nameXattrs(in *inode, lustre bool) {
 	for j := range in.xattrs {
-		in.xattrs[j].index, in.xattrs[j].suffix = splitXattrName(in.xattrs[j].key, lustre)
+		index, suffix := splitXattrName(in.xattrs[j].key, lustre)
+		in.xattrs[j].index, in.xattrs[j].nameOff = index, uint8(len(in.xattrs[j].key)-len(suffix))
 	}
 }
 
 func xattrEntrySizeOf(x xattr) uint64 {
-	return roundUp(uint64(xattrEntrySize+len(x.suffix)+len(x.value)), 4)
+	return roundUp(uint64(xattrEntrySize+len(x.suffix())+len(x.value)), 4)
 }
 
 // computeSharedXattrs moves every xattr (name and value) used by more than
 // one inode into the shared area, in the reference's canonical order.
 func (w *imageWriter) computeSharedXattrs() {
+	// Most pairs are used once (every external file's own metacopy and
+	// redirect): counting by a 64-bit hash first leaves the exact count,
+	// with its allocated keys, to the few pairs that may be shared.
+	seed := maphash.MakeSeed()
+	hashOf := func(x xattr) uint64 {
+		return maphash.Bytes(seed, x.value) ^ bits.RotateLeft64(maphash.String(seed, x.key), 1)
+	}
+	maybe := make(map[uint64]int32, len(w.inodes))
+	for _, in := range w.inodes {
+		for _, x := range in.xattrs {
+			maybe[hashOf(x)]++
+		}
+	}
 	type use struct {
 		x      xattr
 		count  int
 		offset int64
 	}
 	uses := map[string]*use{}
-	id := func(x xattr) string { return x.key + "\x00" + string(x.value) }
+	var candidates []*use // per inode xattr hashed more than once, in inode order
 	for _, in := range w.inodes {
 		for _, x := range in.xattrs {
-			u := uses[id(x)]
+			if maybe[hashOf(x)] < 2 {
+				continue
+			}
+			id := x.key + "\x00" + string(x.value)
+			u := uses[id]
 			if u == nil {
 				u = &use{x: x, offset: -1}
-				uses[id(x)] = u
+				uses[id] = u
 			}
 			u.count++
+			candidates = append(candidates, u)
 		}
 	}
-	sorted := make([]*use, 0, len(uses))
+	var sorted []*use
 	for _, u := range uses {
-		sorted = append(sorted, u)
+		if u.count > 1 {
+			sorted = append(sorted, u)
+		}
 	}
 	// Descending by name, then by value length, then by value bytes.
 	sort.Slice(sorted, func(a, b int) bool {
@@ -437,17 +557,20 @@ func (w *imageWriter) computeSharedXattrs() {
 		return bytes.Compare(xa.value, xb.value) > 0
 	})
 	for _, u := range sorted {
-		if u.count > 1 {
-			u.offset = int64(w.sharedSize)
-			w.shared = append(w.shared, u.x)
-			w.sharedSize += xattrEntrySizeOf(u.x)
-		}
+		u.offset = int64(w.sharedSize)
+		w.shared = append(w.shared, u.x)
+		w.sharedSize += xattrEntrySizeOf(u.x)
 	}
 	for _, in := range w.inodes {
 		nShared := 0
 		for j := range in.xattrs {
 			in.xattrs[j].shared = -1
-			if u := uses[id(in.xattrs[j])]; u.offset >= 0 && nShared < maxSharedXattrs {
+			if maybe[hashOf(in.xattrs[j])] < 2 {
+				continue
+			}
+			u := candidates[0]
+			candidates = candidates[1:]
+			if u.offset >= 0 && nShared < maxSharedXattrs {
 				in.xattrs[j].shared = u.offset
 				nShared++
 			}
@@ -593,19 +716,45 @@ func (w *imageWriter) computeLayout() {
 }
 
 // buf is an image under construction.
-type buf struct{ b []byte }
+// buf is the image being written: kept whole (Build), or handed to out
+// every flushSize bytes (WriteImage).
+type buf struct {
+	b       []byte
+	out     io.Writer
+	flushed uint64 // bytes handed to out
+	err     error  // out's first error; later writes are dropped
+}
+
+// flushSize is how much WriteImage buffers before writing.
+const flushSize = 256 << 10
 
 func (b *buf) u8(v uint8)     { b.b = append(b.b, v) }
 func (b *buf) u16(v uint16)   { b.b = binary.LittleEndian.AppendUint16(b.b, v) }
 func (b *buf) u32(v uint32)   { b.b = binary.LittleEndian.AppendUint32(b.b, v) }
 func (b *buf) u64(v uint64)   { b.b = binary.LittleEndian.AppendUint64(b.b, v) }
 func (b *buf) bytes(v []byte) { b.b = append(b.b, v...) }
+func (b *buf) str(v string)   { b.b = append(b.b, v...) }
 func (b *buf) zeros(n uint64) { b.b = append(b.b, make([]byte, n)...) }
-func (b *buf) align(a uint64) { b.zeros(roundUp(uint64(len(b.b)), a) - uint64(len(b.b))) }
-func (b *buf) len() uint64    { return uint64(len(b.b)) }
+func (b *buf) align(a uint64) { b.zeros(roundUp(b.len(), a) - b.len()) }
+func (b *buf) len() uint64    { return b.flushed + uint64(len(b.b)) }
 
-func (w *imageWriter) write(root *inode) []byte {
-	b := &buf{b: make([]byte, 0, w.dataStart+w.nDataBlocks*blockSize)}
+// flush hands what is buffered to out once there is enough of it (or
+// always, at the end); without out everything stays in b.
+func (b *buf) flush(end bool) {
+	if b.out == nil || len(b.b) < flushSize && !end {
+		return
+	}
+	if b.err == nil {
+		_, b.err = b.out.Write(b.b)
+	}
+	b.flushed += uint64(len(b.b))
+	b.b = b.b[:0]
+}
+
+// size is the image's length in bytes, once laid out.
+func (w *imageWriter) size() uint64 { return w.dataStart + w.nDataBlocks*blockSize }
+
+func (w *imageWriter) write(b *buf, root *inode) {
 	// composefs header
 	b.u32(composefsMagic)
 	b.u32(composefsHdrV)
@@ -633,17 +782,20 @@ func (w *imageWriter) write(root *inode) []byte {
 	w.currentBlock = w.dataStart / blockSize
 	for _, in := range w.inodes {
 		w.writeInode(b, in)
+		b.flush(false)
 	}
 	b.align(slotSize)
 	for _, x := range w.shared {
 		writeXattrEntry(b, x)
+		b.flush(false)
 	}
 	b.align(blockSize)
 	for _, in := range w.inodes {
 		writeDirents(b, in, true, false)
 		writeBlockData(b, in)
+		b.flush(false)
 	}
-	return b.b
+	b.flush(true)
 }
 
 // xattrBlkaddr is the block the shared xattr references count from:
@@ -656,10 +808,10 @@ func (w *imageWriter) xattrBlkaddr() uint64 {
 }
 
 func writeXattrEntry(b *buf, x xattr) {
-	b.u8(uint8(len(x.suffix)))
+	b.u8(uint8(len(x.suffix())))
 	b.u8(x.index)
 	b.u16(uint16(len(x.value)))
-	b.bytes([]byte(x.suffix))
+	b.str(x.suffix())
 	b.bytes(x.value)
 	b.align(4)
 }
@@ -687,7 +839,7 @@ func direntType(in *inode) uint8 {
 func (w *imageWriter) xattrFilter(in *inode) uint32 {
 	var filter uint32
 	for _, x := range in.xattrs {
-		filter |= 1 << (xxh32([]byte(x.suffix), xattrFilterSeed+uint32(x.index)) & (xattrFilterBits - 1))
+		filter |= 1 << (xxh32([]byte(x.suffix()), xattrFilterSeed+uint32(x.index)) & (xattrFilterBits - 1))
 	}
 	return ^filter
 }
@@ -777,7 +929,7 @@ func (w *imageWriter) writeInode(b *buf, in *inode) {
 		writeDirents(b, in, false, true)
 	case in.typ() == tree.SIFLNK:
 		if in.nblocks == 0 {
-			b.bytes([]byte(in.payload))
+			b.str(in.payload)
 		}
 	case in.typ() == tree.SIFREG && in.tail > 0:
 		if in.content != nil {
@@ -834,7 +986,7 @@ func writeDirentChunk(b *buf, entries []dirent, align uint64) {
 		nameoff += len(e.name)
 	}
 	for _, e := range entries {
-		b.bytes([]byte(e.name))
+		b.str(e.name)
 	}
 	b.align(align)
 }
@@ -854,7 +1006,7 @@ func writeBlockData(b *buf, in *inode) {
 		}
 		b.bytes(in.content[:min(in.size, blockSize)])
 	case tree.SIFLNK:
-		b.bytes([]byte(in.payload))
+		b.str(in.payload)
 	default:
 		return
 	}

@@ -57,7 +57,7 @@ func (w *imageWriter) computeSharedXattrsV2() {
 		index         uint8
 		suffix, value string
 	}
-	keyOf := func(x xattr) key { return key{x.index, x.suffix, string(x.value)} }
+	keyOf := func(x xattr) key { return key{x.index, x.suffix(), string(x.value)} }
 	count := map[key]int{}
 	first := map[key]xattr{}
 	for _, in := range w.inodes {
@@ -114,7 +114,7 @@ func (i *inode) dataSizeV2() {
 		switch {
 		case !i.external():
 			i.tail = uint64(len(i.content))
-		case !i.digest.IsZero():
+		case len(i.xattr(xattrMetacopy)) > 0: // the digest is known
 			i.tail = 4
 		}
 	}
@@ -139,7 +139,7 @@ func (w *imageWriter) computeLayoutV2() error {
 			}
 			start := pos + extendedInodeSize + in.xattrSize
 			if start/blockSize != (start+in.tail-1)/blockSize {
-				return fmt.Errorf("%s: %d bytes of inline data do not fit in one block in format v2", in.path, in.tail)
+				return fmt.Errorf("%s: %d bytes of inline data do not fit in one block in format v2", in.path(), in.tail)
 			}
 		}
 		in.ipad = pos - prev

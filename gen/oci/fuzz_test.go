@@ -31,14 +31,14 @@ func FuzzLayer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, blob []byte) {
 		fs := newRootfs()
 		var st Stats
-		if err := fs.applyTar("lower", bytesReader(l1), DigestOnly{}, &st); err != nil {
+		if err := fs.applyTar("lower", bytesReader(l1), DigestOnly{}, nil, &st); err != nil {
 			t.Fatal(err)
 		}
 		fs.layer = 1
 		blobDigest := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(blob))}
 		diffID := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(nil))}
 		err := readLayer(bytesReader(blob), blobDigest, diffID, limits, func(r io.Reader) error {
-			return fs.applyTar("fuzz", r, DigestOnly{}, &st)
+			return fs.applyTar("fuzz", r, DigestOnly{}, newPuts(DigestOnly{}), &st)
 		})
 		if err == nil {
 			t.Skip("the diff ID cannot match")

@@ -91,11 +91,15 @@ func Import(img v1.Image, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("config %s lists %d diff IDs for %d manifest layers", res.ConfigDigest, len(diffIDs), len(manifest.Layers))
 	}
 	fs := newRootfs()
+	var par *puts
+	if ps, ok := opts.Sink.(ParallelSink); ok {
+		par = newPuts(ps)
+	}
 	start := time.Now()
 	for i, desc := range manifest.Layers {
 		fs.layer = i
 		name := fmt.Sprintf("layer %d (%s)", i+1, desc.Digest)
-		if err := importLayer(fs, img, name, desc.Digest, diffIDs[i], opts, &res.Stats); err != nil {
+		if err := importLayer(fs, img, name, desc.Digest, diffIDs[i], opts, par, &res.Stats); err != nil {
 			return nil, err
 		}
 		if opts.Progress != nil {
@@ -118,7 +122,7 @@ func Import(img v1.Image, opts Options) (*Result, error) {
 	return res, nil
 }
 
-func importLayer(fs *rootfs, img v1.Image, name string, digest, diffID v1.Hash, opts Options, st *Stats) error {
+func importLayer(fs *rootfs, img v1.Image, name string, digest, diffID v1.Hash, opts Options, par *puts, st *Stats) error {
 	layer, err := img.LayerByDigest(digest)
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
@@ -130,7 +134,7 @@ func importLayer(fs *rootfs, img v1.Image, name string, digest, diffID v1.Hash, 
 	defer blob.Close()
 	var applyErr error
 	err = readLayer(blob, digest, diffID, opts.Limits, func(r io.Reader) error {
-		applyErr = fs.applyTar(name, r, opts.Sink, st)
+		applyErr = fs.applyTar(name, r, opts.Sink, par, st)
 		return applyErr
 	})
 	if err != nil && err != applyErr {

@@ -60,7 +60,9 @@ func readLayer(blob io.Reader, blobDigest, diffID v1.Hash, limits Limits, apply 
 	if err != nil {
 		return fmt.Errorf("diff ID: %w", err)
 	}
-	in := &countingReader{r: io.TeeReader(blob, blobHash)}
+	ra := newReadAhead(blob, blobHash)
+	defer ra.close()
+	in := &countingReader{r: ra}
 	br := bufio.NewReader(in)
 	magic, _ := br.Peek(4)
 	var plain io.Reader

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"io"
+	"sync"
 
 	"cfsboot/verity"
 )
@@ -33,8 +34,27 @@ type DigestOnly struct {
 
 // Put returns the fs-verity digest of r.
 func (d DigestOnly) Put(r io.Reader) (verity.Sum, error) {
-	if d.Algorithm == 0 {
-		return verity.SHA256.Compute(r)
+	alg := d.Algorithm
+	if alg == 0 {
+		alg = verity.SHA256
 	}
-	return d.Algorithm.Compute(r)
+	if c, ok := r.(*chunkReader); ok && alg.Valid() {
+		// A parallel import's chunks are hashed where they are, not
+		// copied into a read buffer first.
+		h, _ := hashers[alg].Get().(*verity.Hasher)
+		if h == nil {
+			h = alg.NewHasher()
+		}
+		defer hashers[alg].Put(h)
+		h.Reset()
+		_, err := c.WriteTo(h)
+		return h.Sum(), err
+	}
+	return alg.Compute(r)
 }
+
+// hashers are DigestOnly's pooled Hashers, by algorithm.
+var hashers [verity.SHA512 + 1]sync.Pool
+
+// PutsInParallel: digests are independent.
+func (DigestOnly) PutsInParallel() {}

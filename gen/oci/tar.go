@@ -48,11 +48,29 @@ func (e *EntryError) Error() string {
 func (e *EntryError) Unwrap() error { return e.Err }
 
 // applyTar applies one uncompressed layer tar stream to fs, streaming
-// regular files of more than source.InlineMax bytes into sink. It stops at
-// the tar end marker; the caller drains what follows.
-func (fs *rootfs) applyTar(layer string, r io.Reader, sink ObjectSink, st *Stats) error {
+// regular files of more than source.InlineMax bytes into sink (through par,
+// on other goroutines, when it is not nil). It stops at the tar end marker;
+// the caller drains what follows.
+func (fs *rootfs) applyTar(layer string, r io.Reader, sink ObjectSink, par *puts, st *Stats) error {
+	err := fs.applyEntries(layer, r, sink, par, st)
+	if par != nil {
+		// Every put of the layer ends before its digests are checked or its
+		// tree is used.
+		if perr := par.wait(); err == nil {
+			err = perr
+		}
+	}
+	return err
+}
+
+func (fs *rootfs) applyEntries(layer string, r io.Reader, sink ObjectSink, par *puts, st *Stats) error {
 	tr := tar.NewReader(r)
 	for {
+		if par != nil {
+			if err := par.failed(); err != nil {
+				return err
+			}
+		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -60,14 +78,14 @@ func (fs *rootfs) applyTar(layer string, r io.Reader, sink ObjectSink, st *Stats
 		if err != nil {
 			return fmt.Errorf("%s: reading tar after %d entries: %w", layer, st.Entries, err)
 		}
-		if err := fs.applyEntry(hdr, tr, sink, st); err != nil {
+		if err := fs.applyEntry(layer, hdr, tr, sink, par, st); err != nil {
 			return &EntryError{Layer: layer, Entry: hdr.Name, Err: err}
 		}
 		st.Entries++
 	}
 }
 
-func (fs *rootfs) applyEntry(hdr *tar.Header, content io.Reader, sink ObjectSink, st *Stats) error {
+func (fs *rootfs) applyEntry(layer string, hdr *tar.Header, content io.Reader, sink ObjectSink, par *puts, st *Stats) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil // archive-wide PAX records (git archive's comment), no file
 	}
@@ -110,7 +128,14 @@ func (fs *rootfs) applyEntry(hdr *tar.Header, content io.Reader, sink ObjectSink
 			kept = &bytes.Buffer{}
 			content = io.TeeReader(content, kept)
 		}
-		if err := storeContent(&ino.meta, strings.Join(parts, "/"), content, hdr.Size, sink); err != nil {
+		name := strings.Join(parts, "/")
+		var err error
+		if par != nil && hdr.Size > source.InlineMax {
+			err = par.put(&ino.meta, layer, hdr.Name, name, content, hdr.Size)
+		} else {
+			err = storeContent(&ino.meta, name, content, hdr.Size, sink)
+		}
+		if err != nil {
 			return err
 		}
 		if kept != nil {
@@ -226,12 +251,7 @@ func storeContent(n *tree.Node, name string, content io.Reader, size int64, sink
 	} else {
 		c := &countingReader{r: content}
 		var err error
-		if named, ok := sink.(NamedSink); ok {
-			d, err = named.PutNamed(name, c)
-		} else {
-			d, err = sink.Put(c)
-		}
-		if err != nil {
+		if d, err = putInto(sink, name, c); err != nil {
 			return fmt.Errorf("storing content: %w", err)
 		}
 		if c.n != size {
@@ -240,6 +260,14 @@ func storeContent(n *tree.Node, name string, content io.Reader, size int64, sink
 	}
 	n.SetFileDigest(d)
 	return nil
+}
+
+// putInto puts r into sink, telling a NamedSink the file's name.
+func putInto(sink ObjectSink, name string, r io.Reader) (verity.Sum, error) {
+	if named, ok := sink.(NamedSink); ok {
+		return named.PutNamed(name, r)
+	}
+	return sink.Put(r)
 }
 
 // countingReader counts what the sink read of a file's content.

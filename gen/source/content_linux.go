@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"cfsboot/gen/tree"
+	"cfsboot/internal/fdio"
 )
 
 // ErrChanged: a source file changed while it was being read, so its bytes
@@ -31,13 +32,15 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return
 // change time or identity differ after the read from before it: the caller
 // then holds bytes that match no state of the file and must not commit them.
 func CopyContent(n *tree.Node, w io.Writer) error {
-	f, err := os.OpenFile(n.Source, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	// A bare descriptor (package fdio says why); fdio.File has no WriterTo,
+	// so the copy goes through w (which hashes), not a kernel-side splice.
+	fd, err := unix.Open(n.Source, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("source: %w", err)
+		return fmt.Errorf("source: %w", &os.PathError{Op: "open", Path: n.Source, Err: err})
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	var before, after unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
+	if err := unix.Fstat(fd, &before); err != nil {
 		return fmt.Errorf("source %s: %w", n.Source, err)
 	}
 	if before.Mode&unix.S_IFMT != unix.S_IFREG {
@@ -52,19 +55,19 @@ func CopyContent(n *tree.Node, w io.Writer) error {
 	copied := before.Size
 	cloned := false
 	if c, ok := w.(Cloner); ok {
-		if cloned, err = c.Clone(f); err != nil {
+		if cloned, err = c.Clone(fd); err != nil {
 			return fmt.Errorf("source %s: %w", n.Source, err)
 		}
 	}
 	if !cloned {
 		buf := copyBuffers.Get().(*[]byte)
-		copied, err = io.CopyBuffer(w, io.LimitReader(onlyReader{f}, before.Size), *buf)
+		copied, err = io.CopyBuffer(w, io.LimitReader(fdio.File(fd), before.Size), *buf)
 		copyBuffers.Put(buf)
 		if err != nil {
 			return fmt.Errorf("source %s: %w", n.Source, err)
 		}
 	}
-	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+	if err := unix.Fstat(fd, &after); err != nil {
 		return fmt.Errorf("source %s: %w", n.Source, err)
 	}
 	var now unix.Stat_t
@@ -88,14 +91,8 @@ func CopyContent(n *tree.Node, w io.Writer) error {
 // as around a copy, and the Cloner must take the content (and its size)
 // from the clone itself.
 type Cloner interface {
-	Clone(src *os.File) (bool, error)
+	Clone(srcFd int) (bool, error)
 }
-
-// onlyReader hides *os.File's WriterTo so that the copy goes through the
-// caller's writer (which hashes) rather than a kernel-side splice.
-type onlyReader struct{ r io.Reader }
-
-func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
 // Refresh lists the regular file n again after CopyContent reported a
 // change: its size and (unless the tree uses epoch mtimes) its mtime are

@@ -151,7 +151,9 @@ func (b *builder) walk(dir *tree.Node, path string) {
 		if b.opts.SkipDevices && e.Type()&(os.ModeDevice|os.ModeCharDevice) != 0 {
 			continue
 		}
-		n, err := b.node(p, e.Name())
+		// The node's name shares the path's bytes: one string per entry,
+		// not two.
+		n, err := b.node(p, p[len(p)-len(e.Name()):])
 		if err != nil {
 			b.fail(err)
 			return

@@ -10,12 +10,14 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/source"
 	"cfsboot/gen/tree"
+	"cfsboot/internal/fdio"
 	"cfsboot/internal/parallel"
 	"cfsboot/verity"
 )
@@ -142,6 +144,10 @@ func (b *Batch) Put(r io.Reader) (verity.Sum, error) {
 	})
 }
 
+// PutsInParallel: a Batch takes objects from several goroutines at once
+// (gen/oci's ParallelSink).
+func (b *Batch) PutsInParallel() {}
+
 // addFile copies one host file into a new object and points n at it.
 func (b *Batch) addFile(n *tree.Node, retry bool) error {
 	if known, ok := n.FileDigest(); ok && known.Algorithm() == b.s.alg && exists(b.s.ObjectPath(known)) {
@@ -179,9 +185,10 @@ func (b *Batch) addFile(n *tree.Node, retry bool) error {
 // then one syncfs makes them all durable, then they are renamed into place
 // and their directories synced. Until Flush, nothing is visible.
 type Batch struct {
-	s       *Store
-	mu      sync.Mutex
-	pending map[verity.Sum]string // object -> temporary file
+	s         *Store
+	mu        sync.Mutex
+	pending   map[verity.Sum]string // object -> temporary file
+	noReflink atomic.Bool           // the filesystem refused a reflink
 }
 
 // NewBatch starts a batch of new objects.
@@ -198,17 +205,16 @@ func (b *Batch) AddObject(fill func(io.Writer) error) (verity.Sum, error) {
 }
 
 func (b *Batch) addObject(fill func(io.Writer) error) (verity.Sum, uint64, error) {
-	tmp, err := createTemp(filepath.Join(b.s.dir, "objects"), tempObject)
+	w, err := b.newObjectWriter()
 	if err != nil {
-		return verity.Sum{}, 0, fmt.Errorf("store: %w", err)
+		return verity.Sum{}, 0, err
 	}
-	w := &objectWriter{f: tmp, h: b.s.alg.NewHasher()}
 	err = fill(w)
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("store: %w", cerr)
+	if cerr := unix.Close(w.fd); err == nil && cerr != nil {
+		err = fmt.Errorf("store: %s: %w", w.path, cerr)
 	}
 	if err != nil {
-		os.Remove(tmp.Name())
+		os.Remove(w.path)
 		return verity.Sum{}, 0, err
 	}
 	d := w.h.Sum()
@@ -218,39 +224,66 @@ func (b *Batch) addObject(fill func(io.Writer) error) (verity.Sum, uint64, error
 		dup = exists(b.s.ObjectPath(d))
 	}
 	if !dup {
-		b.pending[d] = tmp.Name()
+		b.pending[d] = w.path
 	}
 	b.mu.Unlock()
 	if dup {
-		os.Remove(tmp.Name())
+		os.Remove(w.path)
 	}
 	return d, w.h.Size(), nil
 }
 
-// objectWriter fills a temporary object and hashes what goes in.
+// objectWriter fills a temporary object through its bare descriptor
+// (package fdio says why) and hashes what goes in.
 type objectWriter struct {
-	f *os.File
-	h *verity.Hasher
+	b    *Batch
+	fd   int
+	path string
+	h    *verity.Hasher
+}
+
+// newObjectWriter creates a temporary object file in objects/.
+func (b *Batch) newObjectWriter() (*objectWriter, error) {
+	dir := filepath.Join(b.s.dir, "objects")
+	for {
+		path := filepath.Join(dir, tempObject+randomName())
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if errors.Is(err, unix.EEXIST) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", &os.PathError{Op: "create", Path: path, Err: err})
+		}
+		return &objectWriter{b: b, fd: fd, path: path, h: b.s.alg.NewHasher()}, nil
+	}
 }
 
 func (w *objectWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
+	n, err := fdio.File(w.fd).Write(p)
 	w.h.Write(p[:n])
-	return n, err
+	if err != nil {
+		return n, fmt.Errorf("store: write %s: %w", w.path, err)
+	}
+	return n, nil
 }
 
 // Clone shares src's blocks (a reflink, on filesystems that have them)
 // instead of copying them, then hashes the object's own bytes: the name
-// comes from what the object holds, whatever src does meanwhile.
-func (w *objectWriter) Clone(src *os.File) (bool, error) {
-	err := unix.IoctlFileClone(int(w.f.Fd()), int(src.Fd()))
+// comes from what the object holds, whatever src does meanwhile. Once the
+// store's filesystem has refused a reflink, the batch stops asking.
+func (w *objectWriter) Clone(src int) (bool, error) {
+	if w.b.noReflink.Load() {
+		return false, nil
+	}
+	err := unix.IoctlFileClone(w.fd, src)
 	switch {
 	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EXDEV), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOTTY), errors.Is(err, unix.ENOSYS):
+		w.b.noReflink.Store(true)
 		return false, nil // no reflink here: copy
 	case err != nil:
 		return false, err
 	}
-	_, err = io.Copy(w.h, io.NewSectionReader(w.f, 0, 1<<62))
+	_, err = io.Copy(w.h, io.NewSectionReader(fdio.File(w.fd), 0, 1<<62))
 	return true, err
 }
 

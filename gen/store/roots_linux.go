@@ -19,9 +19,11 @@ import (
 // references. All of them count, not only those named by a ref: gc
 // removes no image or stream, so nothing they need may go.
 type roots struct {
-	images []string              // images/<digest> entries
-	users  map[string][]string   // object ("xx/rest") -> the images and streams that use it
-	expect map[string]verity.Sum // object -> the digest an image's file expects of it
+	images []string            // images/<digest> entries
+	users  map[string][]string // object ("xx/rest") -> the images and streams that use it
+	// misdirected: image files whose redirect names another object than
+	// the digest they expect (found while reading, not kept per object).
+	misdirected []Problem
 	// unreadable: images and streams whose references are unknown, so
 	// gc cannot tell what they keep alive.
 	unreadable []Problem
@@ -29,7 +31,7 @@ type roots struct {
 }
 
 func (s *Store) roots() (*roots, error) {
-	r := &roots{users: map[string][]string{}, expect: map[string]verity.Sum{}}
+	r := &roots{users: map[string][]string{}}
 	if err := s.imageRoots(r); err != nil {
 		return nil, err
 	}
@@ -84,47 +86,46 @@ func (s *Store) imageRoots(r *roots) error {
 				r.broken = append(r.broken, Problem{Path: path, Reason: "points to object " + obj + ", not the one its name gives"})
 			}
 		}
-		refs, err := imageReferences(path)
-		if err != nil {
-			if named {
-				r.unreadable = append(r.unreadable, Problem{Path: path, Reason: err.Error()})
+		err = imageReferences(path, func(obj string, want verity.Sum) {
+			if u := r.users[obj]; len(u) > 0 && u[len(u)-1] == path {
+				return // once per image and object
 			}
-			continue
-		}
-		for obj, want := range refs {
 			r.use(obj, path)
-			if !want.IsZero() {
-				r.expect[obj] = want
+			if !want.IsZero() && obj != tree.ObjectPathOf(want) {
+				r.misdirected = append(r.misdirected, Problem{Path: path, Reason: fmt.Sprintf("a file redirects to %s but expects digest %s", obj, want)})
 			}
+		})
+		if err != nil && named {
+			r.unreadable = append(r.unreadable, Problem{Path: path, Reason: err.Error()})
 		}
 	}
 	return nil
 }
 
-// imageReferences reads an image and returns the objects its files point
-// to, with the digest each file expects (zero when the image records none).
-func imageReferences(path string) (map[string]verity.Sum, error) {
+// imageReferences reads an image and calls ref with the object each of
+// its files points to and the digest the file expects (zero when the image
+// records none). A failed read calls ref for none.
+func imageReferences(path string, ref func(obj string, want verity.Sum)) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	root, err := erofs.Read(f, st.Size())
 	if err != nil {
-		return nil, fmt.Errorf("unreadable image: %w", err)
+		return fmt.Errorf("unreadable image: %w", err)
 	}
-	refs := map[string]verity.Sum{}
-	err = root.Walk(func(n *tree.Node) error {
+	return root.Walk(func(n *tree.Node) error {
 		if n.LinkTo == nil && n.Mode&tree.SIFMT == tree.SIFREG && n.Content == nil && n.Payload != "" {
-			refs[n.Payload], _ = n.FileDigest()
+			want, _ := n.FileDigest()
+			ref(n.Payload, want)
 		}
 		return nil
 	})
-	return refs, err
 }
 
 // refRoots checks that every ref under images/refs/ names an image (refs

@@ -171,3 +171,36 @@ func reopen(t *testing.T, st *store.Store, lock store.Lock) *store.Store {
 	t.Cleanup(func() { st.Close() })
 	return st
 }
+
+// An image whose file redirects to another object than the digest it
+// expects is reported, naming the image.
+func TestFsckFindsMisdirectedFile(t *testing.T) {
+	_, st, _ := fill(t)
+	stored, err := verity.ParseDigest(strings.ReplaceAll(strings.TrimPrefix(objects(t, st)[0], filepath.Join(st.Dir(), "objects")+"/"), "/", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := verity.ComputeBytes([]byte("something else"))
+	root := &tree.Node{Mode: tree.SIFDIR | 0o755}
+	f := &tree.Node{Name: "f", Mode: tree.SIFREG | 0o644, Nlink: 1, Size: 100}
+	f.SetFileDigest(other.Sum())
+	f.Payload = tree.ObjectPath(stored) // the redirect names the stored object
+	if err := root.AddChild(f); err != nil {
+		t.Fatal(err)
+	}
+	img, err := erofs.Build(root, erofs.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := st.AddImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := st.Fsck()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasProblem(problems, st.ImagePath(d), "a file redirects to "+tree.ObjectPath(stored)+" but expects digest "+other.String()) {
+		t.Errorf("fsck did not report the misdirected file: %v", problems)
+	}
+}

@@ -5,6 +5,7 @@
 package tree
 
 import (
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -26,13 +27,15 @@ type Node struct {
 	Name   string // entry name in the parent; "" for the root
 	Parent *Node
 
+	// (The fields are ordered so that a Node packs into 256 bytes: trees
+	// hold a million of them.)
+	MtimeSec  int64
+	MtimeNsec uint32
 	Mode      uint32 // st_mode, including the file type bits (S_IFREG, ...)
 	Nlink     uint32 // link count of non-directories (directories' is derived)
 	UID, GID  uint32
 	Rdev      uint32 // device number for character/block devices
 	Size      uint64 // regular files only
-	MtimeSec  int64
-	MtimeNsec uint32
 
 	// Payload is a symlink's target, or for a regular file stored outside
 	// the image the object path relative to the store's objects dir
@@ -192,6 +195,10 @@ func ObjectPath(d verity.Digest) string { return ObjectPathOf(d.Sum()) }
 // or 126 (SHA-512) hex digits. It is also the payload (overlay redirect) of
 // external files.
 func ObjectPathOf(d verity.Sum) string {
-	s := d.String()
-	return s[:2] + "/" + s[2:]
+	raw := d.Bytes()
+	b := make([]byte, 2*len(raw)+1)
+	hex.Encode(b[:2], raw[:1])
+	b[2] = '/'
+	hex.Encode(b[3:], raw[1:])
+	return string(b)
 }

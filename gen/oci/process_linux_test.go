@@ -1,0 +1,122 @@
+package oci
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"cfsboot/gen/erofs"
+	"cfsboot/gen/store"
+)
+
+// TestImportHelperProcess is the child of TestImportKilledAtRandomPoints,
+// run from the test binary itself: "DIR LAYOUT" imports the layout's image
+// into the store DIR and commits it.
+func TestImportHelperProcess(t *testing.T) {
+	args := strings.Fields(os.Getenv("OCI_TEST_IMPORT"))
+	if len(args) != 2 {
+		t.Skip("only a helper for TestImportKilledAtRandomPoints")
+	}
+	err := func() error {
+		st, err := store.Open(args[0])
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		img, done, err := Open("oci:"+args[1], SourceOptions{})
+		if err != nil {
+			return err
+		}
+		defer done()
+		b := st.NewBatch()
+		defer b.Abort()
+		res, err := Import(img, Options{Sink: b})
+		if err != nil {
+			return err
+		}
+		_, _, err = b.Commit(res.Tree, erofs.DefaultOptions(), "")
+		return err
+	}()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// An import killed at any point, its files being stored on several
+// goroutines, leaves a store that fsck finds clean; what it leaves behind
+// (temporary files, unreferenced objects) repair and gc remove.
+func TestImportKilledAtRandomPoints(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	deadline := time.Now().Add(6 * time.Second)
+	runs, killed := 0, 0
+	for ; runs < 30 && time.Now().Before(deadline); runs++ {
+		var ents []ent
+		for j := range 60 {
+			// Sizes across the chunk size, contents unique to the run.
+			body := strings.Repeat(fmt.Sprintf("run %d file %d ", runs, j), 1+rng.Intn(40000))
+			ents = append(ents, file(fmt.Sprintf("d%d/f%d", j%5, j), body))
+		}
+		src := writeLayout(t, imageOfTars(t, tarOf(t, ents...)), "")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestImportHelperProcess$")
+		cmd.Env = append(os.Environ(), "OCI_TEST_IMPORT="+dir+" "+src)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Intn(150)) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != -1 {
+				t.Fatalf("run %d: the import failed by itself: %v", runs, err)
+			}
+			killed++
+		}
+		if _, err := os.Stat(dir); err != nil {
+			continue // killed before the store existed
+		}
+		st, err := store.OpenExisting(dir, store.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		problems, err := st.Fsck()
+		st.Close()
+		if err != nil || len(problems) != 0 {
+			t.Fatalf("run %d: fsck after the kill: %v %v", runs, problems, err)
+		}
+	}
+	st, err := store.OpenExisting(dir, store.OpenOptions{Lock: store.Exclusive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	removed, remaining, err := st.Repair()
+	if err != nil || len(remaining) != 0 {
+		t.Fatalf("repair: %v %v", remaining, err)
+	}
+	for _, p := range removed {
+		if !strings.Contains(p, "/.tmp-") {
+			t.Errorf("repair removed %s, which is no temporary file", p)
+		}
+	}
+	if _, _, err := st.GC(false); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := st.Fsck(); err != nil || len(problems) != 0 {
+		t.Fatalf("fsck after gc: %v %v", problems, err)
+	}
+	t.Logf("%d runs, %d killed, %d temporary files left", runs, killed, len(removed))
+	if killed == 0 {
+		t.Error("no import was killed: the test proves nothing")
+	}
+}
