@@ -111,7 +111,7 @@ func (s *Linux) WaitRoot(ctx context.Context, spec string) (blockdev.Device, err
 		}
 		if waited >= moduleGrace && !failSafe {
 			failSafe = true
-			return s.modules.LoadRest("root device " + spec + " not found after " + waited.Round(time.Millisecond).String())
+			return s.modules.LoadRest("root device " + spec + " not found within " + moduleGrace.String())
 		}
 		_, err := s.modules.Rescan()
 		return err

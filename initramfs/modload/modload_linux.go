@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,11 +34,16 @@ func LoadAll(dir string) error {
 // devices of which modalias; each module comes after its dependencies, in
 // load.order's order. Without a rules file it loads everything.
 type Loader struct {
-	dir    string
-	order  []string // load.order
-	rules  map[string]Module
-	byBus  map[string][]alias // aliases whose bus (before the first ':') is literal
-	anyBus []alias            // the others (acpi*:...)
+	dir   string
+	order []string // load.order
+	rules map[string]Module
+	// byBus holds the aliases by the bus their devices sit on: the text
+	// before the first ':', a trailing '*' dropped (acpi*:... is acpi's).
+	// Only those buses are scanned. Aliases whose bus is a pattern, and
+	// device tree ones (their devices sit on any bus), are in anyBus, and
+	// make every bus scanned.
+	byBus  map[string][]alias
+	anyBus []alias
 	loaded map[string]bool
 	seen   map[string]bool // devices whose modalias was read
 	log    func(string)
@@ -49,8 +53,7 @@ type alias struct{ pattern, module string }
 
 // Open reads the module list and rules of the initrd's module directory;
 // log (nil for none) hears what loads and why. A rules file that does not
-// parse or names modules load.order lacks is logged, and then every
-// module loads.
+// parse is logged, and then every module loads.
 func Open(dir string, log func(string)) (*Loader, error) {
 	if log == nil {
 		log = func(string) {}
@@ -82,19 +85,20 @@ func (l *Loader) setRules(data []byte) error {
 	}
 	l.rules = map[string]Module{}
 	l.byBus = map[string][]alias{}
+	_, err = os.Stat("/sys/firmware/devicetree")
+	deviceTree := err == nil
 	for _, m := range mods {
-		for _, f := range append([]string{m.File}, m.Depends...) {
-			if !slices.Contains(l.order, f) {
-				return errors.New("module " + f + " is not in " + layout.LoadOrder)
-			}
-		}
 		l.rules[m.File] = m
 		for _, p := range m.Aliases {
 			a := alias{p, m.File}
-			if bus, _, ok := strings.Cut(p, ":"); ok && !strings.ContainsAny(bus, `*?[\`) {
-				l.byBus[bus] = append(l.byBus[bus], a)
-			} else {
+			bus, _, _ := strings.Cut(p, ":")
+			bus = strings.TrimSuffix(bus, "*")
+			switch {
+			case bus == "of" && !deviceTree: // no device has such a modalias
+			case bus == "of", strings.ContainsAny(bus, `*?[\`):
 				l.anyBus = append(l.anyBus, a)
+			default:
+				l.byBus[bus] = append(l.byBus[bus], a)
 			}
 		}
 	}
@@ -135,8 +139,7 @@ func (l *Loader) Rescan() (bool, error) {
 	}
 	want := map[string]string{}
 	for _, d := range l.newModaliases() {
-		bus, _, _ := strings.Cut(d.modalias, ":")
-		for _, list := range [][]alias{l.byBus[bus], l.anyBus} {
+		for _, list := range [][]alias{l.byBus[d.bus], l.anyBus} {
 			for _, a := range list {
 				if _, ok := want[a.module]; !ok && !l.loaded[a.module] && Match(a.pattern, d.modalias) {
 					want[a.module] = d.path + " " + d.modalias
@@ -195,19 +198,37 @@ func (l *Loader) load(want map[string]string) (bool, error) {
 		l.loaded[f] = true
 		l.log("module " + f + " (" + reason + "): " + strconv.FormatFloat(float64(time.Since(start).Microseconds())/1000, 'f', 1, 64) + " ms")
 	}
+	for f := range why {
+		if !l.loaded[f] {
+			return true, errors.New("module " + f + ": the rules name it, " + layout.LoadOrder + " does not")
+		}
+	}
 	return len(why) > 0, nil
 }
 
-// device is a device's modalias and where it was read.
-type device struct{ path, modalias string }
+// device is a device's modalias, the bus it sits on and its sysfs path.
+type device struct{ bus, path, modalias string }
 
-// newModaliases reads the modalias of every device on every bus not read
-// before.
+// newModaliases reads the modalias of every device not read before on the
+// buses that have aliases (on every bus if some alias may sit anywhere).
+// sysfs is slow to walk under emulation: a q35 machine has some 200
+// devices, most on buses no initrd module drives.
 func (l *Loader) newModaliases() []device {
+	var buses []string
+	if len(l.anyBus) > 0 {
+		dirs, _ := os.ReadDir("/sys/bus")
+		for _, d := range dirs {
+			buses = append(buses, d.Name())
+		}
+	} else {
+		for bus := range l.byBus {
+			buses = append(buses, bus)
+		}
+	}
 	var found []device
-	buses, _ := os.ReadDir("/sys/bus")
-	for _, b := range buses {
-		dir := "/sys/bus/" + b.Name() + "/devices/"
+	buf := make([]byte, 4096) // a sysfs attribute is at most a page
+	for _, bus := range buses {
+		dir := "/sys/bus/" + bus + "/devices/"
 		devs, _ := os.ReadDir(dir)
 		for _, d := range devs {
 			p := dir + d.Name()
@@ -215,14 +236,27 @@ func (l *Loader) newModaliases() []device {
 				continue
 			}
 			l.seen[p] = true
-			if data, err := os.ReadFile(p + "/modalias"); err == nil {
-				if m := strings.TrimSpace(string(data)); m != "" {
-					found = append(found, device{p, m})
-				}
+			if m := readAttr(p+"/modalias", buf); m != "" {
+				found = append(found, device{bus, p, m})
 			}
 		}
 	}
 	return found
+}
+
+// readAttr reads a sysfs attribute with three system calls (os.ReadFile
+// takes five); "" when it cannot.
+func readAttr(path string, buf []byte) string {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	n, err := unix.Read(fd, buf)
+	unix.Close(fd)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(buf[:n]))
 }
 
 func load(path string) error {
