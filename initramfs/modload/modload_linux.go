@@ -35,6 +35,8 @@ func LoadAll(dir string) error {
 // load.order's order. Without a rules file it loads everything.
 type Loader struct {
 	dir   string
+	sys   string // where sysfs is mounted
+	finit func(path string) error
 	order []string // load.order
 	rules map[string]Module
 	// byBus holds the aliases by the bus their devices sit on: the text
@@ -55,10 +57,16 @@ type alias struct{ pattern, module string }
 // log (nil for none) hears what loads and why. A rules file that does not
 // parse is logged, and then every module loads.
 func Open(dir string, log func(string)) (*Loader, error) {
+	return open(dir, "/sys", load, log)
+}
+
+// open is Open with the sysfs mount and the module loader as parameters,
+// for tests.
+func open(dir, sys string, finit func(path string) error, log func(string)) (*Loader, error) {
 	if log == nil {
 		log = func(string) {}
 	}
-	l := &Loader{dir: dir, loaded: map[string]bool{}, seen: map[string]bool{}, log: log}
+	l := &Loader{dir: dir, sys: sys, finit: finit, loaded: map[string]bool{}, seen: map[string]bool{}, log: log}
 	order, err := os.ReadFile(filepath.Join(dir, layout.LoadOrder))
 	if errors.Is(err, os.ErrNotExist) {
 		return l, nil // an initrd without modules
@@ -85,7 +93,7 @@ func (l *Loader) setRules(data []byte) error {
 	}
 	l.rules = map[string]Module{}
 	l.byBus = map[string][]alias{}
-	_, err = os.Stat("/sys/firmware/devicetree")
+	_, err = os.Stat(l.sys + "/firmware/devicetree")
 	deviceTree := err == nil
 	for _, m := range mods {
 		l.rules[m.File] = m
@@ -113,7 +121,7 @@ func (l *Loader) Start() error {
 	if l.rules == nil {
 		return l.LoadRest("the initrd has no module rules")
 	}
-	_, err := os.Stat("/sys/firmware/efi")
+	_, err := os.Stat(l.sys + "/firmware/efi")
 	efi := err == nil
 	want := map[string]string{}
 	for _, f := range l.order {
@@ -178,6 +186,9 @@ func (l *Loader) load(want map[string]string) (bool, error) {
 		if _, ok := why[f]; ok || l.loaded[f] {
 			return
 		}
+		if r, ok := want[f]; ok { // its own reason, whichever comes first
+			reason = r
+		}
 		why[f] = reason
 		for _, d := range l.rules[f].Depends {
 			add(d, "needed by "+f)
@@ -192,7 +203,7 @@ func (l *Loader) load(want map[string]string) (bool, error) {
 			continue
 		}
 		start := time.Now()
-		if err := load(filepath.Join(l.dir, f)); err != nil {
+		if err := l.finit(filepath.Join(l.dir, f)); err != nil {
 			return true, err
 		}
 		l.loaded[f] = true
@@ -216,7 +227,7 @@ type device struct{ bus, path, modalias string }
 func (l *Loader) newModaliases() []device {
 	var buses []string
 	if len(l.anyBus) > 0 {
-		dirs, _ := os.ReadDir("/sys/bus")
+		dirs, _ := os.ReadDir(l.sys + "/bus")
 		for _, d := range dirs {
 			buses = append(buses, d.Name())
 		}
@@ -228,7 +239,7 @@ func (l *Loader) newModaliases() []device {
 	var found []device
 	buf := make([]byte, 4096) // a sysfs attribute is at most a page
 	for _, bus := range buses {
-		dir := "/sys/bus/" + bus + "/devices/"
+		dir := l.sys + "/bus/" + bus + "/devices/"
 		devs, _ := os.ReadDir(dir)
 		for _, d := range devs {
 			p := dir + d.Name()
@@ -269,16 +280,18 @@ func load(path string) error {
 	if !strings.HasSuffix(path, ".ko") {
 		flags |= unix.MODULE_INIT_COMPRESSED_FILE
 	}
-	switch err := unix.FinitModule(int(f.Fd()), "", flags); {
-	case err == nil, errors.Is(err, unix.EEXIST):
+	err = unix.FinitModule(int(f.Fd()), "", flags)
+	if err == nil || errors.Is(err, unix.EEXIST) {
 		return nil
-	case errors.Is(err, unix.ENOEXEC):
-		return fmt.Errorf("module %s: not a module for this kernel (%w)", path, err)
-	case errors.Is(err, unix.EINVAL) && flags != 0:
-		return fmt.Errorf("module %s: the kernel cannot decompress it (needs CONFIG_MODULE_DECOMPRESS) or it is invalid: %w", path, err)
-	case errors.Is(err, unix.ENOENT):
-		return fmt.Errorf("module %s: unknown symbol or missing dependency (load order wrong?): %w", path, err)
-	default:
-		return fmt.Errorf("module %s: finit_module: %w", path, err)
 	}
+	why := "finit_module"
+	switch {
+	case errors.Is(err, unix.ENOEXEC):
+		why = "not a module for this kernel"
+	case errors.Is(err, unix.EINVAL) && flags != 0:
+		why = "the kernel cannot decompress it (needs CONFIG_MODULE_DECOMPRESS) or it is invalid"
+	case errors.Is(err, unix.ENOENT):
+		why = "unknown symbol or missing dependency (load order wrong?)"
+	}
+	return fmt.Errorf("module %s: %s: %w", path, why, err)
 }
