@@ -57,12 +57,13 @@ func loadsWhen(name string, requested bool, deviceAliases []string) string {
 
 // deviceAliases keeps the aliases that can match a device's modalias
 // (bus:...): not fs-NAME, char-major-N-M, devname:NAME and the like,
-// which name what the kernel asks modprobe for, and none with white space
-// (no modalias has it).
+// which name what the kernel asks modprobe for, and none the rules file
+// cannot hold (white space, other than printable ASCII: no modalias has
+// them).
 func deviceAliases(aliases []string) []string {
 	var out []string
 	for _, a := range aliases {
-		if strings.Contains(a, ":") && !strings.HasPrefix(a, "devname:") && !strings.ContainsAny(a, " \t\r\n\v\f") {
+		if strings.Contains(a, ":") && !strings.HasPrefix(a, "devname:") && modload.CheckPattern(a) == nil {
 			out = append(out, a)
 		}
 	}

@@ -246,7 +246,7 @@ func TestModuleRules(t *testing.T) {
 }
 
 func TestDeviceAliasesAndWhen(t *testing.T) {
-	got := deviceAliases([]string{"fs-erofs", "devname:loop-control", "char-major-10-237", "block-major-7-*", "virtio:d00000002v*", "acpi*:MSFT0101:*", "dmi*:svnACME Inc:*"})
+	got := deviceAliases([]string{"fs-erofs", "devname:loop-control", "char-major-10-237", "block-major-7-*", "virtio:d00000002v*", "acpi*:MSFT0101:*", "dmi*:svnACME Inc:*", "pci:v[0-9*", "usb:v\u00e9*"})
 	if want := "virtio:d00000002v* acpi*:MSFT0101:*"; strings.Join(got, " ") != want {
 		t.Errorf("deviceAliases = %v, want %s", got, want)
 	}

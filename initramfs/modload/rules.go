@@ -82,7 +82,7 @@ func checkRule(f []string) error {
 	}
 	names := f[1:]
 	if f[0] == "alias" {
-		if err := checkPattern(f[2]); err != nil {
+		if err := CheckPattern(f[2]); err != nil {
 			return fmt.Errorf("alias of %s: %w", f[1], err)
 		}
 		names = f[1:2]
@@ -119,7 +119,7 @@ func MarshalRules(mods []Module) ([]byte, error) {
 			fmt.Fprintf(&b, "depends %s %s\n", m.File, strings.Join(m.Depends, " "))
 		}
 		for _, a := range m.Aliases {
-			if err := checkPattern(a); err != nil {
+			if err := CheckPattern(a); err != nil {
 				return nil, fmt.Errorf("module %s: alias %q: %w", m.File, a, err)
 			}
 			fmt.Fprintf(&b, "alias %s %s\n", m.File, a)
@@ -147,9 +147,10 @@ func printable(s string) bool {
 	return true
 }
 
-// checkPattern accepts the patterns Match reads as fnmatch does: printable
-// ASCII, every '[' closed, no '\' at the end.
-func checkPattern(p string) error {
+// CheckPattern accepts the patterns the rules file can hold and Match
+// reads as fnmatch does: printable ASCII, every '[' closed, no '\' at
+// the end.
+func CheckPattern(p string) error {
 	if p == "" || !printable(p) {
 		return fmt.Errorf("pattern %q: empty, or not printable ASCII", p)
 	}
