@@ -28,7 +28,7 @@ const (
 type System interface {
 	MountEarly() error
 	Cmdline() (kernel, initrd string, err error)
-	LoadModules() ([]string, error)
+	LoadModules() error
 	WaitRoot(ctx context.Context, spec string) (blockdev.Device, error)
 	// MountRoot mounts the root device nosuid,nodev at Sysroot.
 	MountRoot(dev blockdev.Device, fstype string, readOnly bool, flags string) error
@@ -228,13 +228,8 @@ func (b *Boot) boot(c Config) error {
 		name string
 		run  func() error
 	}{
-		{StageModules, func() error {
-			mods, err := b.Sys.LoadModules()
-			if err == nil && len(mods) > 0 {
-				b.Sys.Log(fmt.Sprintf("loaded %d modules", len(mods)))
-			}
-			return err
-		}},
+		// The loader logs each module it loads, and why.
+		{StageModules, b.Sys.LoadModules},
 		// After the modules: the TPM driver and efivarfs may be among them.
 		{StageTPM, func() error {
 			m, err := b.openMeasurer(c)

@@ -25,6 +25,7 @@ type Linux struct {
 	kmsg     *os.File // progress, at debug level
 	kmsgCrit *os.File // failures: the kernel rate-limits each open file, so they get their own
 	quiet    bool     // "quiet" on the command line: progress goes to the kernel log only
+	modules  *modload.Loader
 }
 
 // Paths in the initramfs (below /run, which moves into the new root).
@@ -86,10 +87,35 @@ func (s *Linux) AllowInsecure() bool {
 	return err == nil
 }
 
-func (s *Linux) LoadModules() ([]string, error) { return modload.LoadAll("/" + layout.ModulesDir) }
+// LoadModules loads the modules the machine needs (modload.Loader); the
+// root device wait loads more as devices appear.
+func (s *Linux) LoadModules() error {
+	l, err := modload.Open("/"+layout.ModulesDir, s.Log)
+	if err != nil {
+		return err
+	}
+	s.modules = l
+	return l.Start()
+}
+
+// moduleGrace is how long the root device may take to appear with only
+// the drivers the machine's devices asked for; then every module of the
+// initrd loads, as a fail-safe against a driver no modalias names.
+const moduleGrace = time.Second
 
 func (s *Linux) WaitRoot(ctx context.Context, spec string) (blockdev.Device, error) {
-	return blockdev.Wait(ctx, spec)
+	failSafe := false
+	return blockdev.WaitLoading(ctx, spec, func(waited time.Duration) error {
+		if s.modules == nil {
+			return nil
+		}
+		if waited >= moduleGrace && !failSafe {
+			failSafe = true
+			return s.modules.LoadRest("root device " + spec + " not found within " + moduleGrace.String())
+		}
+		_, err := s.modules.Rescan()
+		return err
+	})
 }
 
 func (s *Linux) FindInit(candidates []string) (string, error) {

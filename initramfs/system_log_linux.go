@@ -1,8 +1,8 @@
 package initramfs
 
 import (
-	"fmt"
 	"os"
+	"strconv"
 )
 
 // Kernel log levels of the lines written to /dev/kmsg.
@@ -25,7 +25,7 @@ func (s *Linux) openKmsg() {
 // the console a second time.
 func (s *Linux) Log(msg string) {
 	if !s.quiet {
-		fmt.Fprintf(os.Stdout, "cfsboot: %s\n", msg)
+		os.Stdout.WriteString("cfsboot: " + msg + "\n")
 	}
 	writeKmsg(s.kmsg, kmsgDebug, msg)
 }
@@ -35,12 +35,14 @@ func (s *Linux) Log(msg string) {
 // low loglevel keep them. The console copy is the one to rely on: the
 // kernel rate-limits /dev/kmsg writers.
 func (s *Linux) Critical(msg string) {
-	fmt.Fprintf(os.Stdout, "cfsboot: %s\n", msg)
+	os.Stdout.WriteString("cfsboot: " + msg + "\n")
 	writeKmsg(s.kmsgCrit, kmsgCrit, msg)
 }
 
+// writeKmsg writes one record (one write), without fmt: PID 1 logs on
+// every stage, and under emulation every code path run costs.
 func writeKmsg(f *os.File, level int, msg string) {
 	if f != nil {
-		fmt.Fprintf(f, "<%d>cfsboot: %s\n", level, msg)
+		f.WriteString("<" + strconv.Itoa(level) + ">cfsboot: " + msg + "\n")
 	}
 }

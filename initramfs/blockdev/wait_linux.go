@@ -74,17 +74,38 @@ func readDiskGPT(disk string) []Partition {
 	return parts
 }
 
-// Wait scans the block devices every 100ms until one matches spec (a root=
-// value) or ctx ends; then the error lists every device it saw and what it
-// found on each, so a wrong UUID or a missing driver is plain to see. When
-// several devices match, it fails with ErrAmbiguous naming them all.
+// Wait scans the block devices until one matches spec (a root= value) or
+// ctx ends; then the error lists every device it saw and what it found on
+// each, so a wrong UUID or a missing driver is plain to see. When several
+// devices match, it fails with ErrAmbiguous naming them all.
 func Wait(ctx context.Context, spec string) (Device, error) {
+	return WaitLoading(ctx, spec, nil)
+}
+
+// First and longest pause between scans: a disk often shows up within
+// milliseconds of its driver loading.
+const (
+	firstPause = 5 * time.Millisecond
+	maxPause   = 100 * time.Millisecond
+)
+
+// WaitLoading is Wait that calls load (when not nil) before each scan
+// with the time waited so far, to load the drivers of devices that
+// appeared; an error from load ends the wait.
+func WaitLoading(ctx context.Context, spec string, load func(waited time.Duration) error) (Device, error) {
 	if err := ValidSpec(spec); err != nil {
 		return Device{}, err
 	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	start := time.Now()
+	pause := firstPause
+	timer := time.NewTimer(pause)
+	defer timer.Stop()
 	for {
+		if load != nil {
+			if err := load(time.Since(start)); err != nil {
+				return Device{}, err
+			}
+		}
 		devs := Scan()
 		if d, found, err := Match(devs, spec); found || err != nil {
 			return d, err
@@ -99,7 +120,9 @@ func Wait(ctx context.Context, spec string) (Device, error) {
 				seen = []string{"none (is the disk driver, e.g. virtio_blk, in the initrd?)"}
 			}
 			return Device{}, fmt.Errorf("no block device matches root=%s; devices seen: %s", spec, strings.Join(seen, "; "))
-		case <-tick.C:
+		case <-timer.C:
+			pause = min(2*pause, maxPause)
+			timer.Reset(pause)
 		}
 	}
 }

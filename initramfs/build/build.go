@@ -22,6 +22,7 @@ import (
 
 	"cfsboot/initramfs/kmod"
 	"cfsboot/initramfs/layout"
+	"cfsboot/initramfs/modload"
 	"cfsboot/initramfs/setuproot"
 )
 
@@ -29,6 +30,45 @@ import (
 // kernel has them as modules: efivarfs, to read systemd-stub's
 // measurement marks and the Secure Boot state.
 var initNeeds = []string{"efivarfs"}
+
+// initDecides says when the modules the init itself knows about load,
+// whatever their aliases say.
+var initDecides = map[string]string{
+	// Only UEFI firmware has EFI variables.
+	"efivarfs": modload.EFI,
+	// cfsboot-init mounts EROFS images from files (Linux 6.12's
+	// file-backed EROFS) and needs no loop device: loop loads only with
+	// the fail-safe.
+	"loop": "",
+}
+
+// loadsWhen is when a module loads by itself: a requested module that
+// drives no device (a filesystem) always; a driver when a device matches
+// one of its aliases; a dependency only as one.
+func loadsWhen(name string, requested bool, deviceAliases []string) string {
+	if when, ok := initDecides[name]; ok {
+		return when
+	}
+	if requested && len(deviceAliases) == 0 {
+		return modload.Always
+	}
+	return ""
+}
+
+// deviceAliases keeps the aliases that can match a device's modalias
+// (bus:...): not fs-NAME, char-major-N-M, devname:NAME and the like,
+// which name what the kernel asks modprobe for, and none the rules file
+// cannot hold (white space, other than printable ASCII: no modalias has
+// them).
+func deviceAliases(aliases []string) []string {
+	var out []string
+	for _, a := range aliases {
+		if strings.Contains(a, ":") && !strings.HasPrefix(a, "devname:") && modload.CheckPattern(a) == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
 
 // busyboxPath is where the debug shell's busybox lives; layout.ShellPath
 // links to it.
@@ -92,6 +132,8 @@ func Build(w io.Writer, s Spec) (Result, error) {
 			return res, fmt.Errorf("initrd: %w", err)
 		}
 		var order strings.Builder
+		var rules []modload.Module
+		files := map[string]string{} // module name -> file in the initrd
 		for _, m := range mods {
 			// Stored decompressed: the initrd's compression covers them,
 			// and finit_module need not unpack each one (xz in the
@@ -104,8 +146,22 @@ func Build(w io.Writer, s Spec) (Result, error) {
 			add(path.Join(layout.ModulesDir, base), data, cpio.S_IFREG|0o644)
 			order.WriteString(base + "\n")
 			res.Modules = append(res.Modules, m.Name)
+			files[m.Name] = base
+			aliases := deviceAliases(m.Aliases)
+			r := modload.Module{File: base, When: loadsWhen(m.Name, slices.Contains(names, m.Name), aliases), Aliases: aliases}
+			for _, d := range m.Depends {
+				if f, ok := files[d]; ok { // else built in
+					r.Depends = append(r.Depends, f)
+				}
+			}
+			rules = append(rules, r)
 		}
 		add(path.Join(layout.ModulesDir, layout.LoadOrder), []byte(order.String()), cpio.S_IFREG|0o644)
+		data, err := modload.MarshalRules(rules)
+		if err != nil {
+			return res, fmt.Errorf("initrd: module rules: %w", err)
+		}
+		add(path.Join(layout.ModulesDir, layout.LoadRules), data, cpio.S_IFREG|0o644)
 	}
 	if s.Busybox != "" {
 		bb, err := os.ReadFile(s.Busybox)

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"cfsboot/initramfs/layout"
+	"cfsboot/initramfs/modload"
 )
 
 func modulesDir(t *testing.T) string {
@@ -187,5 +189,81 @@ func TestInsecureAndSetupRootConf(t *testing.T) {
 	s.SetupRootConf = []byte("[etc]\nmount = transient\n")
 	if _, err := Build(&with, s); err == nil || !strings.Contains(err.Error(), "setup-root configuration: line 2") {
 		t.Errorf("bad configuration: %v", err)
+	}
+}
+
+// TestModuleRules checks the rules the init reads: filesystems always,
+// efivarfs under UEFI, loop and dependencies not by themselves, drivers
+// by the aliases kmod's modinfo (the oracle) reads from the module.
+func TestModuleRules(t *testing.T) {
+	s := spec(t, "none")
+	if s.ModulesDir == "" {
+		t.Skip("no kernel modules in .cache/debian (make test fetches them)")
+	}
+	var a bytes.Buffer
+	if _, err := Build(&a, s); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("cpio", "-i", "--quiet", "--to-stdout", path.Join(layout.ModulesDir, layout.LoadRules))
+	cmd.Stdin = &a
+	data, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("cpio: %v", err)
+	}
+	mods, err := modload.ParseRules(data)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", layout.LoadRules, err, data)
+	}
+	got := map[string]modload.Module{}
+	for _, m := range mods {
+		got[m.File] = m
+	}
+	for file, when := range map[string]string{"erofs.ko": modload.Always, "overlay.ko": modload.Always, "efivarfs.ko": modload.EFI, "loop.ko": "", "virtio_blk.ko": "", "libcrc32c.ko": ""} {
+		if got[file].When != when {
+			t.Errorf("%s loads under %q, want %q\n%s", file, got[file].When, when, data)
+		}
+	}
+	if d := got["erofs.ko"].Depends; len(d) != 1 || d[0] != "libcrc32c.ko" {
+		t.Errorf("erofs.ko depends on %v, want [libcrc32c.ko]", d)
+	}
+	if len(got["loop.ko"].Aliases) != 0 || len(got["erofs.ko"].Aliases) != 0 {
+		t.Errorf("devname:, char-major- or fs- aliases kept:\n%s", data)
+	}
+	if _, err := exec.LookPath("modinfo"); err != nil {
+		t.Skip("modinfo (kmod) not installed")
+	}
+	files, _ := filepath.Glob(filepath.Join(s.ModulesDir, "kernel/drivers/block/virtio_blk.ko*"))
+	if len(files) != 1 {
+		t.Fatalf("virtio_blk in %s: %v", s.ModulesDir, files)
+	}
+	out, err := exec.Command("modinfo", "-F", "alias", files[0]).Output()
+	if err != nil {
+		t.Fatalf("modinfo %s: %v", files[0], err)
+	}
+	if want := strings.Fields(string(out)); strings.Join(got["virtio_blk.ko"].Aliases, " ") != strings.Join(want, " ") {
+		t.Errorf("virtio_blk.ko aliases %v, modinfo says %v", got["virtio_blk.ko"].Aliases, want)
+	}
+}
+
+func TestDeviceAliasesAndWhen(t *testing.T) {
+	got := deviceAliases([]string{"fs-erofs", "devname:loop-control", "char-major-10-237", "block-major-7-*", "virtio:d00000002v*", "acpi*:MSFT0101:*", "dmi*:svnACME Inc:*", "pci:v[0-9*", "usb:v\u00e9*"})
+	if want := "virtio:d00000002v* acpi*:MSFT0101:*"; strings.Join(got, " ") != want {
+		t.Errorf("deviceAliases = %v, want %s", got, want)
+	}
+	for _, c := range []struct {
+		name      string
+		requested bool
+		aliases   []string
+		want      string
+	}{
+		{"erofs", true, nil, modload.Always},
+		{"libcrc32c", false, nil, ""},
+		{"efivarfs", true, nil, modload.EFI},
+		{"loop", true, nil, ""},
+		{"ahci", true, []string{"pci:v*d*sv*sd*bc01sc06i01*"}, ""},
+	} {
+		if got := loadsWhen(c.name, c.requested, c.aliases); got != c.want {
+			t.Errorf("loadsWhen(%s, %v, %v) = %q, want %q", c.name, c.requested, c.aliases, got, c.want)
+		}
 	}
 }

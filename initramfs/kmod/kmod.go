@@ -24,6 +24,7 @@ type Module struct {
 	Name    string   // canonical name ('-' folded to '_')
 	Path    string   // file path
 	Depends []string // modules that must be loaded first
+	Aliases []string // its .modinfo aliases: modalias patterns, fs-NAME, ...
 }
 
 // Index maps module names to module files of one kernel.
@@ -127,7 +128,7 @@ func (ix *Index) Resolve(names []string) ([]Module, error) {
 			}
 		}
 		state[name] = 2
-		out = append(out, Module{Name: name, Path: path, Depends: deps})
+		out = append(out, Module{Name: name, Path: path, Depends: deps, Aliases: info["alias"]})
 		return nil
 	}
 	sorted := append([]string{}, names...)

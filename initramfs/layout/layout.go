@@ -5,8 +5,12 @@ package layout
 
 // Paths relative to the initrd's root.
 const (
-	ModulesDir  = "lib/modules"         // kernel modules and LoadOrder
-	LoadOrder   = "load.order"          // in ModulesDir: module paths, dependencies first
+	ModulesDir = "lib/modules" // kernel modules and LoadOrder
+	LoadOrder  = "load.order"  // in ModulesDir: module paths, dependencies first
+	// LoadRules, in ModulesDir, says when each module loads by itself
+	// (always, under UEFI, or for a device whose modalias matches one of
+	// its aliases) and what it depends on; modload reads and writes it.
+	LoadRules   = "load.rules"
 	CmdlineFile = "etc/cfsboot/cmdline" // extra command line words built into the initrd
 	ShellPath   = "bin/sh"              // the debug shell, when the initrd has one
 	// ShellUnderSecureBoot, when present, allows the debug shell under UEFI

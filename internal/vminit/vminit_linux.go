@@ -23,8 +23,7 @@ func Start() error {
 			return fmt.Errorf("mount %s: %w", m[1], err)
 		}
 	}
-	_, err := modload.LoadAll("/" + layout.ModulesDir)
-	return err
+	return modload.LoadAll("/" + layout.ModulesDir)
 }
 
 // MountDisk waits up to 10 s for the block device dev to appear and
