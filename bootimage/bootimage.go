@@ -16,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/oci"
@@ -231,8 +232,12 @@ func osReleaseID(data []byte) string {
 type keepingSink struct {
 	batch *store.Batch
 	dir   string
+	mu    sync.Mutex // guards files: the import puts on all cores
 	files map[verity.Sum]string
 }
+
+// PutsInParallel: the batch takes concurrent puts, and files is guarded.
+func (*keepingSink) PutsInParallel() {}
 
 // bootPiece reports whether a file at name (as a layer names it) may be
 // read back to boot the image.
@@ -263,7 +268,9 @@ func (k *keepingSink) PutNamed(name string, r io.Reader) (verity.Sum, error) {
 		os.Remove(f.Name())
 		return d, err
 	}
+	k.mu.Lock()
 	k.files[d] = f.Name()
+	k.mu.Unlock()
 	return d, nil
 }
 

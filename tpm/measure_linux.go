@@ -61,6 +61,11 @@ func NewBootMeasurer(o MeasurerOptions) (*BootMeasurer, error) {
 		o.Log("TPM measurements off (rd.cfsboot.tpm=off)")
 		return m, nil
 	}
+	if o.Policy != PolicyRequire && !firmwareAnnouncesTPM() && waitForDevice(0) == "" {
+		// No driver will bring one up: do not wait.
+		o.Log("no TPM (the firmware's ACPI tables announce none): this boot is not measured")
+		return m, nil
+	}
 	path := waitForDevice(o.DeviceWait)
 	if path == "" {
 		if o.Policy == PolicyRequire {
@@ -106,6 +111,17 @@ func (m *BootMeasurer) degrade(err error) (*BootMeasurer, error) {
 	}
 	m.t = nil
 	return m, nil
+}
+
+// firmwareAnnouncesTPM reports whether the firmware may have a TPM 2.0:
+// ACPI machines list it in their TPM2 table; without ACPI (device tree)
+// nothing tells, so it may.
+func firmwareAnnouncesTPM() bool {
+	if _, err := os.Stat("/sys/firmware/acpi/tables"); err != nil {
+		return true
+	}
+	_, err := os.Stat("/sys/firmware/acpi/tables/TPM2")
+	return err == nil
 }
 
 func waitForDevice(wait time.Duration) string {

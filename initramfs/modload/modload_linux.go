@@ -280,7 +280,10 @@ func load(path string) error {
 	if !strings.HasSuffix(path, ".ko") {
 		flags |= unix.MODULE_INIT_COMPRESSED_FILE
 	}
-	err = unix.FinitModule(int(f.Fd()), "", flags)
+	// async_probe: finit_module returns once the module is in, without
+	// waiting for its drivers to probe (ahci's port probes take 400 ms
+	// under TCG); the devices appear while the root device is awaited.
+	err = unix.FinitModule(int(f.Fd()), "async_probe", flags)
 	if err == nil || errors.Is(err, unix.EEXIST) {
 		return nil
 	}
