@@ -14,6 +14,7 @@ import (
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/store"
+	"cfsboot/gen/store/storetest"
 )
 
 // TestImportHelperProcess is the child of TestImportKilledAtRandomPoints,
@@ -85,37 +86,10 @@ func TestImportKilledAtRandomPoints(t *testing.T) {
 		if _, err := os.Stat(dir); err != nil {
 			continue // killed before the store existed
 		}
-		st, err := store.OpenExisting(dir, store.OpenOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		problems, err := st.Fsck()
-		st.Close()
-		if err != nil || len(problems) != 0 {
-			t.Fatalf("run %d: fsck after the kill: %v %v", runs, problems, err)
-		}
+		storetest.FsckClean(t, dir)
 	}
-	st, err := store.OpenExisting(dir, store.OpenOptions{Lock: store.Exclusive})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	removed, remaining, err := st.Repair()
-	if err != nil || len(remaining) != 0 {
-		t.Fatalf("repair: %v %v", remaining, err)
-	}
-	for _, p := range removed {
-		if !strings.Contains(p, "/.tmp-") {
-			t.Errorf("repair removed %s, which is no temporary file", p)
-		}
-	}
-	if _, _, err := st.GC(false); err != nil {
-		t.Fatal(err)
-	}
-	if problems, err := st.Fsck(); err != nil || len(problems) != 0 {
-		t.Fatalf("fsck after gc: %v %v", problems, err)
-	}
-	t.Logf("%d runs, %d killed, %d temporary files left", runs, killed, len(removed))
+	removed := storetest.CleanAfterKills(t, dir)
+	t.Logf("%d runs, %d killed, %d temporary files left", runs, killed, removed)
 	if killed == 0 {
 		t.Error("no import was killed: the test proves nothing")
 	}

@@ -6,12 +6,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/source"
 	"cfsboot/gen/store"
+	"cfsboot/gen/store/storetest"
 )
 
 // TestImportDuringGCAndCreate: OCI imports and directory creates fill one
@@ -24,33 +24,7 @@ func TestImportDuringGCAndCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	stop := make(chan struct{})
-	var gcRuns atomic.Int64
-	var gcErr error
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			st, err := store.OpenExisting(dir, store.OpenOptions{Lock: store.Exclusive})
-			if err != nil {
-				gcErr = err
-				return
-			}
-			_, _, err = st.GC(false)
-			st.Close()
-			if err != nil {
-				gcErr = err
-				return
-			}
-			gcRuns.Add(1)
-		}
-	}()
+	stop := storetest.GCLoop(t, dir)
 	for i := range 8 {
 		// The same file contents in both: the two writers share objects.
 		var ents []ent
@@ -98,24 +72,11 @@ func TestImportDuringGCAndCreate(t *testing.T) {
 		}()
 		iwg.Wait()
 		if errs[0] != nil || errs[1] != nil {
-			close(stop)
-			wg.Wait()
+			stop()
 			t.Fatalf("round %d: import %v, create %v", i, errs[0], errs[1])
 		}
-		st, err := store.OpenExisting(dir, store.OpenOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		problems, err := st.Fsck()
-		st.Close()
-		if err != nil || len(problems) > 0 {
-			t.Fatalf("round %d: fsck %v %v", i, problems, err)
-		}
+		storetest.FsckClean(t, dir)
 	}
-	close(stop)
-	wg.Wait()
-	if gcErr != nil {
-		t.Fatal(gcErr)
-	}
-	t.Logf("%d gc runs during the imports", gcRuns.Load())
+	runs, _ := stop()
+	t.Logf("%d gc runs during the imports", runs)
 }

@@ -9,13 +9,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/source"
 	"cfsboot/gen/store"
+	"cfsboot/gen/store/storetest"
 	"cfsboot/verity"
 )
 
@@ -61,57 +61,12 @@ func create(dir, src string, walk bool) (string, error) {
 	return d.String(), err
 }
 
-// fsckClean fails the test unless a shared-lock fsck finds nothing.
-func fsckClean(t testing.TB, dir string) {
-	t.Helper()
-	st, err := store.OpenExisting(dir, store.OpenOptions{Lock: store.Shared})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	problems, err := st.Fsck()
-	if err != nil || len(problems) != 0 {
-		t.Fatalf("fsck: %v %v", problems, err)
-	}
-}
-
-// gcLoop runs gc on dir until stop is closed and returns how many objects
-// it removed in all.
-func gcLoop(t testing.TB, dir string, stop chan struct{}) func() int {
-	var removed atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			st, err := store.OpenExisting(dir, store.OpenOptions{Lock: store.Exclusive})
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			r, _, err := st.GC(false)
-			st.Close()
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			removed.Add(int64(len(r)))
-		}
-	}()
-	return func() int { close(stop); wg.Wait(); return int(removed.Load()) }
-}
-
 func TestGCDuringCreateIntoEmptyStore(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
 	if _, err := store.Open(dir); err != nil { // an empty store for gc to open
 		t.Fatal(err)
 	}
-	stop := gcLoop(t, dir, make(chan struct{}))
+	stop := storetest.GCLoop(t, dir)
 	for i := 0; i < 15; i++ {
 		src := filepath.Join(t.TempDir(), fmt.Sprintf("src%d", i))
 		makeTree(t, src, 60, 0, int64(i+1))
@@ -119,9 +74,9 @@ func TestGCDuringCreateIntoEmptyStore(t *testing.T) {
 			stop()
 			t.Fatalf("create %d: %v", i, err)
 		}
-		fsckClean(t, dir)
+		storetest.FsckClean(t, dir)
 	}
-	if n := stop(); n != 0 {
+	if _, n := stop(); n != 0 {
 		t.Errorf("gc removed %d objects: every object belonged to an image", n)
 	}
 }
@@ -135,7 +90,7 @@ func TestGCDuringCreateOverUnreferencedObjects(t *testing.T) {
 	if _, err := create(dir, src, false); err != nil {
 		t.Fatal(err)
 	}
-	stop := gcLoop(t, dir, make(chan struct{}))
+	stop := storetest.GCLoop(t, dir)
 	defer stop()
 	for i := 0; i < 15; i++ {
 		// Drop the image (as a removed deployment would): its objects
@@ -157,7 +112,7 @@ func TestGCDuringCreateOverUnreferencedObjects(t *testing.T) {
 		if _, err := create(dir, src, i%2 == 0); err != nil {
 			t.Fatalf("create %d: %v", i, err)
 		}
-		fsckClean(t, dir)
+		storetest.FsckClean(t, dir)
 	}
 }
 
@@ -166,7 +121,7 @@ func TestConcurrentOverlappingCreates(t *testing.T) {
 	if _, err := store.Open(dir); err != nil {
 		t.Fatal(err)
 	}
-	stop := gcLoop(t, dir, make(chan struct{}))
+	stop := storetest.GCLoop(t, dir)
 	defer stop()
 	for i := 0; i < 6; i++ {
 		var wg sync.WaitGroup
@@ -184,7 +139,7 @@ func TestConcurrentOverlappingCreates(t *testing.T) {
 		if err := errors.Join(errs...); err != nil {
 			t.Fatal(err)
 		}
-		fsckClean(t, dir)
+		storetest.FsckClean(t, dir)
 	}
 }
 
@@ -297,7 +252,7 @@ func TestChangedFileIsNeverCommitted(t *testing.T) {
 				t.Fatal(err)
 			}
 			st.Close()
-			fsckClean(t, dir)
+			storetest.FsckClean(t, dir)
 			info, _ := os.Stat(big)
 			if n := root.Lookup("big"); n.Size != uint64(info.Size()) {
 				t.Errorf("image says %d bytes, the file has %d", n.Size, info.Size())

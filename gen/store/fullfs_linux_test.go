@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"cfsboot/gen/store"
+	"cfsboot/gen/store/storetest"
 )
 
 // fsck writes nothing: on a full filesystem, and on a read-only one, it
@@ -41,7 +42,7 @@ func TestFsckOnFullAndReadOnlyFilesystem(t *testing.T) {
 	if !errors.Is(err, unix.ENOSPC) {
 		t.Fatalf("filling: %v", err)
 	}
-	fsckClean(t, dir)
+	storetest.FsckClean(t, dir)
 	// A create on the full filesystem fails and leaves no temporary file.
 	more := t.TempDir()
 	makeTree(t, more, 5, 0, 2)
@@ -54,7 +55,7 @@ func TestFsckOnFullAndReadOnlyFilesystem(t *testing.T) {
 	if err := unix.Mount("", mnt, "", unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 		t.Fatal(err)
 	}
-	fsckClean(t, dir)
+	storetest.FsckClean(t, dir)
 	// Exclusive locks work on a read-only filesystem too.
 	st, err := store.OpenExisting(dir, store.OpenOptions{Lock: store.Exclusive, NoWait: true})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/source"
 	"cfsboot/gen/store"
+	"cfsboot/gen/store/storetest"
 	"cfsboot/verity"
 )
 
@@ -65,7 +66,7 @@ func TestReflinkedObjects(t *testing.T) {
 	if got, err := os.ReadFile(st.ObjectPath(want)); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("object %s: %v", want, err)
 	}
-	fsckClean(t, dir)
+	storetest.FsckClean(t, dir)
 	// A file that changes after it was listed is still refused.
 	root, err := source.Walk(src, source.Options{})
 	if err != nil {

@@ -1,0 +1,87 @@
+// Package storetest holds the checks that the store's crash and
+// concurrency tests share with the tests of the writers built on it.
+package storetest
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"cfsboot/gen/store"
+)
+
+// FsckClean fails the test unless a shared-lock fsck finds nothing.
+func FsckClean(t testing.TB, dir string) {
+	t.Helper()
+	st, err := store.OpenExisting(dir, store.OpenOptions{Lock: store.Shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	problems, err := st.Fsck()
+	if err != nil || len(problems) != 0 {
+		t.Fatalf("fsck: %v %v", problems, err)
+	}
+}
+
+// GCLoop runs gc on dir, again and again, until the stop it returns is
+// called; stop reports how many runs there were and how many objects they
+// removed in all.
+func GCLoop(t testing.TB, dir string) (stop func() (runs, removed int)) {
+	done := make(chan struct{})
+	var runs, removed int // written by the loop, read after wg.Wait
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			st, err := store.OpenExisting(dir, store.OpenOptions{Lock: store.Exclusive})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			r, _, err := st.GC(false)
+			st.Close()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			runs++
+			removed += len(r)
+		}
+	}()
+	return func() (int, int) { close(done); wg.Wait(); return runs, removed }
+}
+
+// CleanAfterKills checks what killed writers left in dir: repair finds
+// nothing it cannot fix and removes only temporary files, then gc and
+// fsck leave a clean store. It returns how many files repair removed.
+func CleanAfterKills(t testing.TB, dir string) int {
+	t.Helper()
+	st, err := store.OpenExisting(dir, store.OpenOptions{Lock: store.Exclusive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	removed, remaining, err := st.Repair()
+	if err != nil || len(remaining) != 0 {
+		t.Fatalf("repair: %v %v", remaining, err)
+	}
+	for _, p := range removed {
+		if !strings.Contains(p, "/.tmp-") {
+			t.Errorf("repair removed %s, which is no temporary file", p)
+		}
+	}
+	if _, _, err := st.GC(false); err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := st.Fsck(); err != nil || len(problems) != 0 {
+		t.Fatalf("fsck after gc: %v %v", problems, err)
+	}
+	return len(removed)
+}
