@@ -5,6 +5,7 @@
 package vminit
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -27,23 +28,21 @@ func Start() error {
 }
 
 // MountDisk waits up to 10 s for the block device dev to appear and
-// mounts it (ext4) on dir.
+// mounts it (ext4) on dir. Drivers probe asynchronously: the device node
+// can exist a moment before the disk answers (ENXIO).
 func MountDisk(dev, dir string) error {
+	os.MkdirAll(dir, 0o755)
 	var err error
 	for range 100 {
-		if _, err = os.Stat(dev); err == nil {
+		if err = unix.Mount(dev, dir, "ext4", 0, ""); err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENXIO) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err != nil {
-		return fmt.Errorf("no %s: %w", dev, err)
-	}
-	os.MkdirAll(dir, 0o755)
-	if err := unix.Mount(dev, dir, "ext4", 0, ""); err != nil {
-		return fmt.Errorf("mount %s: %w", dev, err)
-	}
-	return nil
+	return fmt.Errorf("mount %s: %w", dev, err)
 }
 
 // PowerOff flushes the disks and powers the VM off; it does not return.
