@@ -280,10 +280,11 @@ func load(path string) error {
 	if !strings.HasSuffix(path, ".ko") {
 		flags |= unix.MODULE_INIT_COMPRESSED_FILE
 	}
-	// async_probe: finit_module returns once the module is in, without
-	// waiting for its drivers to probe (ahci's port probes take 400 ms
-	// under TCG); the devices appear while the root device is awaited.
-	err = unix.FinitModule(int(f.Fd()), "async_probe", flags)
+	// Drivers probe synchronously (no async_probe, although ahci's port
+	// probes take 400 ms under TCG): the root device is chosen from the
+	// disks present when the modules are in, and a second disk with the
+	// root's label must be among them to be refused.
+	err = unix.FinitModule(int(f.Fd()), "", flags)
 	if err == nil || errors.Is(err, unix.EEXIST) {
 		return nil
 	}
