@@ -20,5 +20,7 @@ if [ ! -s "$out" ]; then
     --keyring=/usr/share/keyrings/debian-archive-trixie-stable.gpg \
     trixie "$out.tmp" http://deb.debian.org/debian >&2
   mv "$out.tmp" "$out"
+  # Tarballs of earlier package lists are never read again.
+  find "$cache" -maxdepth 1 -name 'debian-trixie-*.tar' ! -name "${out##*/}" -delete
 fi
 echo "$out"

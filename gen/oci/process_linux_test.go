@@ -1,14 +1,12 @@
 package oci
 
 import (
-	"errors"
 	"fmt"
-	"math/rand"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,40 +55,17 @@ func TestImportHelperProcess(t *testing.T) {
 // (temporary files, unreferenced objects) repair and gc remove.
 func TestImportKilledAtRandomPoints(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	deadline := time.Now().Add(6 * time.Second)
-	runs, killed := 0, 0
-	for ; runs < 30 && time.Now().Before(deadline); runs++ {
+	storetest.KillAtRandom(t, dir, 30, 150*time.Millisecond, func(run int) *exec.Cmd {
 		var ents []ent
 		for j := range 60 {
 			// Sizes across the chunk size, contents unique to the run.
-			body := strings.Repeat(fmt.Sprintf("run %d file %d ", runs, j), 1+rng.Intn(40000))
+			body := strings.Repeat(fmt.Sprintf("run %d file %d ", run, j), 1+rand.IntN(40000))
 			ents = append(ents, file(fmt.Sprintf("d%d/f%d", j%5, j), body))
 		}
 		src := writeLayout(t, imageOfTars(t, tarOf(t, ents...)), "")
 		cmd := exec.Command(os.Args[0], "-test.run=^TestImportHelperProcess$")
 		cmd.Env = append(os.Environ(), "OCI_TEST_IMPORT="+dir+" "+src)
 		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rng.Intn(150)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		if err := cmd.Wait(); err != nil {
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != -1 {
-				t.Fatalf("run %d: the import failed by itself: %v", runs, err)
-			}
-			killed++
-		}
-		if _, err := os.Stat(dir); err != nil {
-			continue // killed before the store existed
-		}
-		storetest.FsckClean(t, dir)
-	}
-	removed := storetest.CleanAfterKills(t, dir)
-	t.Logf("%d runs, %d killed, %d temporary files left", runs, killed, removed)
-	if killed == 0 {
-		t.Error("no import was killed: the test proves nothing")
-	}
+		return cmd
+	})
 }

@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,35 +53,11 @@ func helper(args ...string) *exec.Cmd {
 // it leaves behind (temporary files, unreferenced objects) gc removes.
 func TestCreateKilledAtRandomPoints(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
-	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
-	deadline := time.Now().Add(6 * time.Second)
-	runs, killed := 0, 0
-	for ; runs < 40 && time.Now().Before(deadline); runs++ {
-		src := filepath.Join(t.TempDir(), fmt.Sprintf("src%d", runs))
-		makeTree(t, src, 40, 20, int64(runs+1))
-		cmd := helper("create", dir, src)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rng.Intn(120)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		if err := cmd.Wait(); err != nil {
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.ExitCode() != -1 {
-				t.Fatalf("run %d: the create failed by itself: %v", runs, err)
-			}
-			killed++
-		}
-		if _, err := os.Stat(dir); err != nil {
-			continue // killed before the store existed
-		}
-		storetest.FsckClean(t, dir)
-	}
-	removed := storetest.CleanAfterKills(t, dir)
-	t.Logf("%d runs, %d killed, %d temporary files left", runs, killed, removed)
-	if killed == 0 {
-		t.Error("no create was killed: the test proves nothing")
-	}
+	storetest.KillAtRandom(t, dir, 40, 120*time.Millisecond, func(run int) *exec.Cmd {
+		src := filepath.Join(t.TempDir(), fmt.Sprintf("src%d", run))
+		makeTree(t, src, 40, 20, int64(run+1))
+		return helper("create", dir, src)
+	})
 }
 
 func TestLockHolderIsNamed(t *testing.T) {

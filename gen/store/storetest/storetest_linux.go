@@ -3,9 +3,15 @@
 package storetest
 
 import (
+	"errors"
+	"math/rand/v2"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"cfsboot/gen/store"
 )
@@ -84,4 +90,40 @@ func CleanAfterKills(t testing.TB, dir string) int {
 		t.Fatalf("fsck after gc: %v %v", problems, err)
 	}
 	return len(removed)
+}
+
+// KillAtRandom runs writers into the store dir and SIGKILLs each at a
+// random moment up to maxDelay after its start: up to maxRuns of them, for
+// about six seconds. start makes run i's writer (not started). After each
+// kill fsck must find the store clean, and a writer that ends by itself
+// must have succeeded; at the end CleanAfterKills checks what is left.
+// The test fails if no writer was killed: it would prove nothing.
+func KillAtRandom(t testing.TB, dir string, maxRuns int, maxDelay time.Duration, start func(i int) *exec.Cmd) {
+	t.Helper()
+	deadline := time.Now().Add(6 * time.Second)
+	runs, killed := 0, 0
+	for ; runs < maxRuns && time.Now().Before(deadline); runs++ {
+		cmd := start(runs)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(rand.N(maxDelay))
+		cmd.Process.Signal(syscall.SIGKILL)
+		if err := cmd.Wait(); err != nil {
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != -1 {
+				t.Fatalf("run %d: the writer failed by itself: %v", runs, err)
+			}
+			killed++
+		}
+		if _, err := os.Stat(dir); err != nil {
+			continue // killed before the store existed
+		}
+		FsckClean(t, dir)
+	}
+	removed := CleanAfterKills(t, dir)
+	t.Logf("%d runs, %d killed, %d temporary files left", runs, killed, removed)
+	if killed == 0 {
+		t.Error("no writer was killed: the test proves nothing")
+	}
 }
