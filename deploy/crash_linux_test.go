@@ -175,18 +175,18 @@ func onlyStaleFATHints(out string) bool {
 	for _, raw := range strings.Split(out, "\n") {
 		line := strings.TrimSpace(raw)
 		switch {
-		case strings.HasPrefix(line, "/"): // a finding about one file
-			inTemp = strings.HasPrefix(path.Base(line), ".") && strings.HasSuffix(line, ".tmp")
-			if !inTemp {
-				return false
-			}
-		case inTemp && strings.HasPrefix(raw, " "): // what fsck found in it
 		case line == "", strings.HasPrefix(line, "fsck.fat "), strings.HasSuffix(line, "clusters"),
 			line == "FATs differ but appear to be intact.", line == "Using first FAT.",
 			strings.HasPrefix(line, "Free cluster summary wrong"), line == "Auto-correcting.",
 			strings.HasPrefix(line, "Reclaimed ") && strings.Contains(line, " unused clusters ("),
 			line == "Leaving filesystem unchanged.":
 			inTemp = false
+		case strings.HasPrefix(line, "/"): // a finding about one file
+			inTemp = strings.HasPrefix(path.Base(line), ".") && strings.HasSuffix(line, ".tmp")
+			if !inTemp {
+				return false
+			}
+		case inTemp && strings.HasPrefix(raw, " "): // what fsck found in it
 		default:
 			return false
 		}
