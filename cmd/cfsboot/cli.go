@@ -115,3 +115,12 @@ func printJSON(cmd *cobra.Command, v any) error {
 func jsonFlag(fs *pflag.FlagSet) *bool {
 	return fs.Bool("json", false, "print the result as JSON (schema in the command's help)")
 }
+
+// progressLog writes a command's progress lines to stderr; nil (no
+// progress) under --quiet.
+func progressLog(cmd *cobra.Command) func(format string, args ...any) {
+	if quiet {
+		return nil
+	}
+	return func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
+}

@@ -57,11 +57,7 @@ func (t target) manager(cmd *cobra.Command) (*deploy.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", t.where, err)
 	}
-	m := &deploy.Manager{ESP: t.esp, OS: os}
-	if !quiet {
-		m.Log = func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
-	}
-	return m, nil
+	return &deploy.Manager{ESP: t.esp, OS: os, Log: progressLog(cmd)}, nil
 }
 
 func espFlags(cmd *cobra.Command) (espDir, diskPath *string) {
@@ -90,9 +86,7 @@ func builderFlags(cmd *cobra.Command) func(o bootimage.Options) (*bootimage.Buil
 		if f.Changed("modules") {
 			o.Modules = *mods
 		}
-		if !quiet {
-			o.Log = func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
-		}
+		o.Log = progressLog(cmd)
 		return bootimage.New(o)
 	}
 }
@@ -162,10 +156,8 @@ to this program).`,
 			return err
 		}
 		defer b.Close()
-		o := install.Options{Image: *image, Disk: *diskPath, Size: sz, ESPSize: esz, CmdlineExtra: *extra, Timeout: *timeout}
-		if !quiet {
-			o.Log = func(format string, args ...any) { fmt.Fprintf(cmd.ErrOrStderr(), format+"\n", args...) }
-		}
+		o := install.Options{Image: *image, Disk: *diskPath, Size: sz, ESPSize: esz, CmdlineExtra: *extra, Timeout: *timeout,
+			Log: progressLog(cmd)}
 		res, err := install.Install(cmd.Context(), o, b.Seams())
 		if err != nil {
 			return err
