@@ -102,12 +102,7 @@ func installDebian(t *testing.T) *installedDebian {
 			"etc/fstab":                         "PARTLABEL=ESP /efi vfat umask=0077 0 2\n",
 			"usr/share/cfsboot-test/deployment": "A\n",
 		}
-		for p, content := range files {
-			os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
-			if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeFiles(t, root, files)
 		os.MkdirAll(filepath.Join(root, "efi"), 0o755)
 		// The serial getty's vhangup on ttyS0 would cut the check
 		// service's output off.
@@ -373,10 +368,8 @@ sed 's/^/CHECK install: /' /run/install.log
 	// root partition loop-mounted, what was added sealed in the sealing
 	// VM). --keep 2 keeps it and A, and removes B and the failed ones.
 	extra := filepath.Join(t.TempDir(), "fourth")
-	os.MkdirAll(filepath.Join(extra, "etc"), 0o755)
-	os.WriteFile(filepath.Join(extra, "etc", "fourth"), []byte("the fourth image\n"), 0o644)
-	extraLayer := filepath.Join(t.TempDir(), "fourth.tar")
-	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", extra, "-cf", extraLayer, ".")
+	writeFiles(t, extra, map[string]string{"etc/fourth": "the fourth image\n"})
+	extraLayer := layerTar(t, extra, filepath.Join(t.TempDir(), "fourth.tar"))
 	fourth := writeOCILayout(t, filepath.Join(t.TempDir(), "layout"), "fourth", layerC, extraLayer)
 	cmd := exec.Command(fx.CfsbootBin, "deploy", "--disk", in.disk, "--keys", in.keys, "--stub", stubPath, fourth)
 	var stderr strings.Builder
@@ -442,22 +435,13 @@ func parseStatus(t *testing.T, line string, st *deployStatus) string {
 // with B (A plus a layer), C (a small image with the same kernel and
 // os-release and no init: it is never meant to get that far) and D (B plus
 // a layer whose /usr/sbin/init fails), the keys, systemd-stub and
-// systemd-boot. layerC is
-// C's layer, for the offline deploy.
+// systemd-boot. layerC is C's layer, for the offline deploy.
 func deployContent(t *testing.T, in *installedDebian) (disk, layerC string) {
 	t.Helper()
 	dir := t.TempDir()
 	layer := func(name string, files map[string]string) string {
-		root := filepath.Join(dir, name)
-		for p, content := range files {
-			os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
-			if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		tar := filepath.Join(dir, name+".tar")
-		run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", root, "-cf", tar, ".")
-		return tar
+		writeFiles(t, filepath.Join(dir, name), files)
+		return layerTar(t, filepath.Join(dir, name), filepath.Join(dir, name+".tar"))
 	}
 	layerB := layer("b", map[string]string{"usr/share/cfsboot-test/deployment": "B\n"})
 	layerD := layer("d", map[string]string{
@@ -478,8 +462,7 @@ func deployContent(t *testing.T, in *installedDebian) (disk, layerC string) {
 	if err := os.WriteFile(filepath.Join(rootC, "etc/os-release"), []byte(osRelease), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	layerC = filepath.Join(dir, "c.tar")
-	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", rootC, "-cf", layerC, ".")
+	layerC = layerTar(t, rootC, filepath.Join(dir, "c.tar"))
 
 	content := filepath.Join(dir, "content")
 	os.MkdirAll(content, 0o755)

@@ -73,9 +73,28 @@ func debianOCI(t *testing.T, dir string, more func(root string)) string {
 	if more != nil {
 		more(extras)
 	}
-	top := filepath.Join(dir, "extras.tar")
-	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", extras, "-cf", top, ".")
+	top := layerTar(t, extras, filepath.Join(dir, "extras.tar"))
 	return writeOCILayout(t, filepath.Join(dir, "layout"), "debian", base, top)
+}
+
+// writeFiles writes files (a path under root: its content) with mode 0755,
+// making their directories.
+func writeFiles(t testing.TB, root string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, p), []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// layerTar packs the tree at root into the layer tarball out, every file
+// owned by root, and returns out.
+func layerTar(t testing.TB, root, out string) string {
+	t.Helper()
+	run(t, "tar", "--numeric-owner", "--owner=0", "--group=0", "-C", root, "-cf", out, ".")
+	return out
 }
 
 // writeOCILayout writes an image of the layer tarballs (in order) as name
