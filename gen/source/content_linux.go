@@ -52,20 +52,23 @@ func CopyContent(n *tree.Node, w io.Writer) error {
 	if (n.MtimeSec != 0 || n.MtimeNsec != 0) && (before.Mtim.Sec != n.MtimeSec || uint32(before.Mtim.Nsec) != n.MtimeNsec) {
 		return changed(n.Source, "modified after it was listed")
 	}
-	copied := before.Size
-	cloned := false
+	// After a reflink the source is still read, for its hash: from the page
+	// cache, where the clone's own blocks would have to come from the disk.
+	dst := w
 	if c, ok := w.(Cloner); ok {
-		if cloned, err = c.Clone(fd); err != nil {
-			return fmt.Errorf("source %s: %w", n.Source, err)
-		}
-	}
-	if !cloned {
-		buf := copyBuffers.Get().(*[]byte)
-		copied, err = io.CopyBuffer(w, io.LimitReader(fdio.File(fd), before.Size), *buf)
-		copyBuffers.Put(buf)
+		hash, cloned, err := c.Clone(fd)
 		if err != nil {
 			return fmt.Errorf("source %s: %w", n.Source, err)
 		}
+		if cloned {
+			dst = hash
+		}
+	}
+	buf := copyBuffers.Get().(*[]byte)
+	copied, err := io.CopyBuffer(dst, io.LimitReader(fdio.File(fd), before.Size), *buf)
+	copyBuffers.Put(buf)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", n.Source, err)
 	}
 	if err := unix.Fstat(fd, &after); err != nil {
 		return fmt.Errorf("source %s: %w", n.Source, err)
@@ -86,12 +89,14 @@ func CopyContent(n *tree.Node, w io.Writer) error {
 }
 
 // A Cloner is a CopyContent destination that can share the source's
-// blocks (a reflink) instead of having them copied. Clone reports whether
-// it did; CopyContent then checks that the file did not change around it,
-// as around a copy, and the Cloner must take the content (and its size)
-// from the clone itself.
+// blocks (a reflink) instead of having them copied. When it did, Clone
+// returns the writer that takes the source's bytes for hashing only.
+// CopyContent's checks that the file did not change (size, change time,
+// identity) bracket both the clone and that read, so the hash is the
+// clone's content as it is for a copy; a store with fs-verity has the
+// kernel confirm it when the object is sealed.
 type Cloner interface {
-	Clone(srcFd int) (bool, error)
+	Clone(srcFd int) (hash io.Writer, cloned bool, err error)
 }
 
 // Refresh lists the regular file n again after CopyContent reported a

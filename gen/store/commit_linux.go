@@ -268,23 +268,22 @@ func (w *objectWriter) Write(p []byte) (int, error) {
 }
 
 // Clone shares src's blocks (a reflink, on filesystems that have them)
-// instead of copying them, then hashes the object's own bytes: the name
-// comes from what the object holds, whatever src does meanwhile. Once the
+// instead of copying them, and returns the object's hasher for the
+// source's bytes (source.Cloner says why that names the clone). Once the
 // store's filesystem has refused a reflink, the batch stops asking.
-func (w *objectWriter) Clone(src int) (bool, error) {
+func (w *objectWriter) Clone(src int) (io.Writer, bool, error) {
 	if w.b.noReflink.Load() {
-		return false, nil
+		return nil, false, nil
 	}
 	err := unix.IoctlFileClone(w.fd, src)
 	switch {
 	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EXDEV), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOTTY), errors.Is(err, unix.ENOSYS):
 		w.b.noReflink.Store(true)
-		return false, nil // no reflink here: copy
+		return nil, false, nil // no reflink here: copy
 	case err != nil:
-		return false, err
+		return nil, false, err
 	}
-	_, err = io.Copy(w.h, io.NewSectionReader(fdio.File(w.fd), 0, 1<<62))
-	return true, err
+	return w.h, true, nil
 }
 
 // Flush makes the batch's objects durable and visible: seal each with
