@@ -32,71 +32,93 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return
 // change time or identity differ after the read from before it: the caller
 // then holds bytes that match no state of the file and must not commit them.
 func CopyContent(n *tree.Node, w io.Writer) error {
-	// A bare descriptor (package fdio says why); fdio.File has no WriterTo,
-	// so the copy goes through w (which hashes), not a kernel-side splice.
-	fd, err := unix.Open(n.Source, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	c, err := OpenContent(n)
 	if err != nil {
-		return fmt.Errorf("source: %w", &os.PathError{Op: "open", Path: n.Source, Err: err})
+		return err
 	}
-	defer unix.Close(fd)
-	var before, after unix.Stat_t
-	if err := unix.Fstat(fd, &before); err != nil {
-		return fmt.Errorf("source %s: %w", n.Source, err)
+	_, err = c.WriteTo(w)
+	if cerr := c.Close(); err == nil {
+		err = cerr
 	}
-	if before.Mode&unix.S_IFMT != unix.S_IFREG {
-		return changed(n.Source, "no longer a regular file")
-	}
-	if uint64(before.Size) != n.Size {
-		return changed(n.Source, fmt.Sprintf("%d bytes when listed, %d when opened", n.Size, before.Size))
-	}
-	if (n.MtimeSec != 0 || n.MtimeNsec != 0) && (before.Mtim.Sec != n.MtimeSec || uint32(before.Mtim.Nsec) != n.MtimeNsec) {
-		return changed(n.Source, "modified after it was listed")
-	}
-	// After a reflink the source is still read, for its hash: from the page
-	// cache, where the clone's own blocks would have to come from the disk.
-	dst := w
-	if c, ok := w.(Cloner); ok {
-		hash, cloned, err := c.Clone(fd)
-		if err != nil {
-			return fmt.Errorf("source %s: %w", n.Source, err)
-		}
-		if cloned {
-			dst = hash
-		}
-	}
-	buf := copyBuffers.Get().(*[]byte)
-	copied, err := io.CopyBuffer(dst, io.LimitReader(fdio.File(fd), before.Size), *buf)
-	copyBuffers.Put(buf)
-	if err != nil {
-		return fmt.Errorf("source %s: %w", n.Source, err)
-	}
-	if err := unix.Fstat(fd, &after); err != nil {
-		return fmt.Errorf("source %s: %w", n.Source, err)
-	}
-	var now unix.Stat_t
-	if err := unix.Lstat(n.Source, &now); err != nil || now.Dev != after.Dev || now.Ino != after.Ino {
-		return changed(n.Source, "replaced by another file")
-	}
-	switch {
-	case copied != before.Size || after.Size < before.Size:
-		return changed(n.Source, fmt.Sprintf("truncated from %d to %d bytes", before.Size, min(copied, after.Size)))
-	case after.Size > before.Size:
-		return changed(n.Source, fmt.Sprintf("grew from %d to %d bytes", before.Size, after.Size))
-	case after.Ctim != before.Ctim:
-		return changed(n.Source, "modified (its change time moved)")
-	}
-	return nil
+	return err
 }
 
-// A Cloner is a CopyContent destination that can share the source's
-// blocks (a reflink) instead of having them copied. When it did, Clone
-// returns the writer that takes the source's bytes for hashing only.
-// CopyContent's checks that the file did not change (size, change time,
-// identity) bracket both the clone and that read, so the hash is the
-// clone's content as it is for a copy; a store with fs-verity has the
-// kernel confirm it when the object is sealed.
-type Cloner interface {
-	Clone(srcFd int) (hash io.Writer, cloned bool, err error)
+// Content is the regular file n opened for reading, with its state at the
+// open: Close reports (ErrChanged) whether the file changed from then on,
+// so the checks bracket whatever the caller did with it meanwhile (read
+// it, or share its blocks with a reflink).
+type Content struct {
+	n      *tree.Node
+	fd     int
+	before unix.Stat_t
+	read   int64 // bytes the last WriteTo read
+}
+
+// OpenContent opens n's source. It fails with ErrChanged when the file is
+// no longer what was listed (type, size, mtime).
+func OpenContent(n *tree.Node) (*Content, error) {
+	// A bare descriptor (package fdio says why); fdio.File has no WriterTo,
+	// so a copy goes through w (which hashes), not a kernel-side splice.
+	fd, err := unix.Open(n.Source, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", &os.PathError{Op: "open", Path: n.Source, Err: err})
+	}
+	c := &Content{n: n, fd: fd}
+	err = unix.Fstat(fd, &c.before)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("source %s: %w", n.Source, err)
+	case c.before.Mode&unix.S_IFMT != unix.S_IFREG:
+		err = changed(n.Source, "no longer a regular file")
+	case uint64(c.before.Size) != n.Size:
+		err = changed(n.Source, fmt.Sprintf("%d bytes when listed, %d when opened", n.Size, c.before.Size))
+	case (n.MtimeSec != 0 || n.MtimeNsec != 0) && (c.before.Mtim.Sec != n.MtimeSec || uint32(c.before.Mtim.Nsec) != n.MtimeNsec):
+		err = changed(n.Source, "modified after it was listed")
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return c, nil
+}
+
+// Fd is the open file's descriptor (for a reflink).
+func (c *Content) Fd() int { return c.fd }
+
+// WriteTo writes the file's bytes, as many as it had when opened, to w.
+func (c *Content) WriteTo(w io.Writer) (int64, error) {
+	buf := copyBuffers.Get().(*[]byte)
+	n, err := io.CopyBuffer(w, io.NewSectionReader(fdio.File(c.fd), 0, c.before.Size), *buf)
+	copyBuffers.Put(buf)
+	c.read = n
+	if err != nil {
+		return n, fmt.Errorf("source %s: %w", c.n.Source, err)
+	}
+	return n, nil
+}
+
+// Close closes the file and reports ErrChanged when its size, change time
+// or identity moved since OpenContent, or WriteTo read less than it held.
+func (c *Content) Close() error {
+	defer unix.Close(c.fd)
+	src := c.n.Source
+	var after, now unix.Stat_t
+	if err := unix.Fstat(c.fd, &after); err != nil {
+		return fmt.Errorf("source %s: %w", src, err)
+	}
+	if err := unix.Lstat(src, &now); err != nil || now.Dev != after.Dev || now.Ino != after.Ino {
+		return changed(src, "replaced by another file")
+	}
+	before := c.before
+	switch {
+	case c.read != before.Size || after.Size < before.Size:
+		return changed(src, fmt.Sprintf("truncated from %d to %d bytes", before.Size, min(c.read, after.Size)))
+	case after.Size > before.Size:
+		return changed(src, fmt.Sprintf("grew from %d to %d bytes", before.Size, after.Size))
+	case after.Ctim != before.Ctim:
+		return changed(src, "modified (its change time moved)")
+	}
+	return nil
 }
 
 // Refresh lists the regular file n again after CopyContent reported a

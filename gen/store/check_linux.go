@@ -131,6 +131,10 @@ func (s *Store) objectFiles(c *checker) ([]namedFile, error) {
 			switch {
 			case o.IsDir():
 				c.add(Problem{Path: p, Reason: "directory among objects"})
+			case strings.HasPrefix(o.Name(), tempPrefix):
+				if s.lock == Exclusive {
+					c.add(Problem{Path: p, Reason: "temporary file of an interrupted write", Garbage: true})
+				}
 			case !validObjectPath(e.Name() + "/" + o.Name()):
 				c.add(Problem{Path: p, Reason: "not named by an fs-verity digest", Garbage: true})
 			default:

@@ -23,8 +23,10 @@ import (
 )
 
 // Temporary files live directly in objects/ (where composefs-rs puts its
-// own, and where its gc does not look), named with these prefixes. Only a
-// process holding the exclusive lock may prove them abandoned.
+// own, and where its gc does not look), except a reflinked object's, which
+// is made beside its final name in objects/XX/; all are named with these
+// prefixes. Only a process holding the exclusive lock may prove them
+// abandoned.
 const (
 	tempPrefix = ".tmp-"
 	tempObject = ".tmp-object-"
@@ -156,7 +158,7 @@ func (b *Batch) addFile(n *tree.Node, retry bool) error {
 	}
 	for attempt := 0; ; attempt++ {
 		listed, hasListed := n.FileDigest()
-		d, size, err := b.addObject(func(w io.Writer) error { return source.CopyContent(n, w) })
+		d, size, err := b.storeContent(n)
 		switch {
 		case err != nil:
 		case size != n.Size:
@@ -178,6 +180,105 @@ func (b *Batch) addFile(n *tree.Node, retry bool) error {
 			return nil // now inline or empty: no object
 		}
 	}
+}
+
+// storeContent puts n's content into an object: sharing the source's
+// blocks where the filesystem can (a reflink), else copying it.
+func (b *Batch) storeContent(n *tree.Node) (verity.Sum, uint64, error) {
+	if !b.noReflink.Load() {
+		d, size, cloned, err := b.cloneContent(n)
+		if cloned || err != nil {
+			return d, size, err
+		}
+	}
+	return b.addObject(func(w io.Writer) error { return source.CopyContent(n, w) })
+}
+
+// cloneContent stores n by reflink. The source is read once, from the
+// page cache, for its digest (the clone's own blocks would come from the
+// disk); then, unless the store has that object, a temporary file beside
+// the object's name shares the source's blocks, so that Flush renames
+// within one directory. source.Content's checks bracket the read and the
+// clone, so the digest is the clone's content, and sealing has the kernel
+// confirm it. cloned is false when the filesystem refused the reflink (the
+// source is on another filesystem, or this one has none): copy instead.
+func (b *Batch) cloneContent(n *tree.Node) (d verity.Sum, size uint64, cloned bool, err error) {
+	c, err := source.OpenContent(n)
+	if err != nil {
+		return d, 0, false, err
+	}
+	h := b.s.alg.NewHasher()
+	_, err = c.WriteTo(h)
+	d = h.Sum()
+	tmp := ""
+	if err == nil {
+		tmp, cloned, err = b.cloneObject(c.Fd(), d)
+	}
+	if cerr := c.Close(); err == nil && cerr != nil {
+		err = cerr
+		if tmp != "" {
+			b.unreserve(d, tmp)
+		}
+	}
+	if err != nil {
+		return verity.Sum{}, 0, false, err
+	}
+	return d, h.Size(), cloned, nil
+}
+
+// cloneObject makes the temporary file of object d a reflink of src and
+// returns its path; "" when the store has d already or another worker is
+// cloning it. cloned is false when the filesystem refused the reflink.
+func (b *Batch) cloneObject(src int, d verity.Sum) (tmp string, cloned bool, err error) {
+	b.mu.Lock()
+	_, dup := b.pending[d]
+	if !dup {
+		dup = exists(b.s.ObjectPath(d))
+	}
+	if !dup {
+		b.pending[d] = "" // reserved until the clone is made
+	}
+	b.mu.Unlock()
+	if dup {
+		return "", true, nil
+	}
+	dir := filepath.Dir(b.s.ObjectPath(d))
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		b.unreserve(d, "")
+		return "", false, fmt.Errorf("store: %w", err)
+	}
+	fd, tmp, err := createObjectTemp(dir)
+	if err != nil {
+		b.unreserve(d, "")
+		return "", false, err
+	}
+	err = unix.IoctlFileClone(fd, src)
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = fmt.Errorf("store: %s: %w", tmp, cerr)
+	}
+	switch {
+	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EXDEV), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOTTY), errors.Is(err, unix.ENOSYS):
+		b.noReflink.Store(true)
+		b.unreserve(d, tmp)
+		return "", false, nil
+	case err != nil:
+		b.unreserve(d, tmp)
+		return "", false, fmt.Errorf("store: reflink %s: %w", tmp, err)
+	}
+	b.mu.Lock()
+	b.pending[d] = tmp
+	b.mu.Unlock()
+	return tmp, true, nil
+}
+
+// unreserve drops pending object d and removes its temporary file, if any.
+func (b *Batch) unreserve(d verity.Sum, tmp string) {
+	if tmp != "" {
+		os.Remove(tmp)
+	}
+	b.mu.Lock()
+	delete(b.pending, d)
+	b.mu.Unlock()
 }
 
 // Batch adds objects to the store with one durability point for all of
@@ -236,7 +337,6 @@ func (b *Batch) addObject(fill func(io.Writer) error) (verity.Sum, uint64, error
 // objectWriter fills a temporary object through its bare descriptor
 // (package fdio says why) and hashes what goes in.
 type objectWriter struct {
-	b    *Batch
 	fd   int
 	path string
 	h    *verity.Hasher
@@ -244,7 +344,15 @@ type objectWriter struct {
 
 // newObjectWriter creates a temporary object file in objects/.
 func (b *Batch) newObjectWriter() (*objectWriter, error) {
-	dir := filepath.Join(b.s.dir, "objects")
+	fd, path, err := createObjectTemp(filepath.Join(b.s.dir, "objects"))
+	if err != nil {
+		return nil, err
+	}
+	return &objectWriter{fd: fd, path: path, h: b.s.alg.NewHasher()}, nil
+}
+
+// createObjectTemp creates a new temporary object file in dir.
+func createObjectTemp(dir string) (int, string, error) {
 	for {
 		path := filepath.Join(dir, tempObject+randomName())
 		fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
@@ -252,9 +360,9 @@ func (b *Batch) newObjectWriter() (*objectWriter, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("store: %w", &os.PathError{Op: "create", Path: path, Err: err})
+			return -1, "", fmt.Errorf("store: %w", &os.PathError{Op: "create", Path: path, Err: err})
 		}
-		return &objectWriter{b: b, fd: fd, path: path, h: b.s.alg.NewHasher()}, nil
+		return fd, path, nil
 	}
 }
 
@@ -265,25 +373,6 @@ func (w *objectWriter) Write(p []byte) (int, error) {
 		return n, fmt.Errorf("store: write %s: %w", w.path, err)
 	}
 	return n, nil
-}
-
-// Clone shares src's blocks (a reflink, on filesystems that have them)
-// instead of copying them, and returns the object's hasher for the
-// source's bytes (source.Cloner says why that names the clone). Once the
-// store's filesystem has refused a reflink, the batch stops asking.
-func (w *objectWriter) Clone(src int) (io.Writer, bool, error) {
-	if w.b.noReflink.Load() {
-		return nil, false, nil
-	}
-	err := unix.IoctlFileClone(w.fd, src)
-	switch {
-	case errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EXDEV), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOTTY), errors.Is(err, unix.ENOSYS):
-		w.b.noReflink.Store(true)
-		return nil, false, nil // no reflink here: copy
-	case err != nil:
-		return nil, false, err
-	}
-	return w.h, true, nil
 }
 
 // Flush makes the batch's objects durable and visible: seal each with

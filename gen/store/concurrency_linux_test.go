@@ -294,9 +294,16 @@ func TestRefsAndTemporaries(t *testing.T) {
 			t.Errorf("SetRef(%q) accepted", bad)
 		}
 	}
-	// A writer's temporary file is nobody's garbage under a shared lock.
-	tmp := filepath.Join(dir, "objects", ".tmp-object-abandoned")
-	os.WriteFile(tmp, []byte("half"), 0o644)
+	// A writer's temporary files (a copy's in objects/, a reflink's beside
+	// its object's name) are nobody's garbage under a shared lock.
+	tmps := []string{
+		filepath.Join(dir, "objects", ".tmp-object-abandoned"),
+		filepath.Join(dir, "objects", "ab", ".tmp-object-reflinked"),
+	}
+	os.Mkdir(filepath.Dir(tmps[1]), 0o755)
+	for _, tmp := range tmps {
+		os.WriteFile(tmp, []byte("half"), 0o644)
+	}
 	if problems, err := st.Fsck(); err != nil || len(problems) != 0 {
 		t.Fatalf("shared fsck: %v %v", problems, err)
 	}
@@ -305,11 +312,11 @@ func TestRefsAndTemporaries(t *testing.T) {
 	}
 	ex := reopen(t, st, store.Exclusive)
 	problems, err := ex.Fsck()
-	if err != nil || len(problems) != 1 || problems[0].Path != tmp || !problems[0].Garbage {
+	if err != nil || len(problems) != 2 || problems[0].Path != tmps[0] || problems[1].Path != tmps[1] || !problems[0].Garbage || !problems[1].Garbage {
 		t.Fatalf("exclusive fsck: %v %v", problems, err)
 	}
 	removed, _, err := ex.GC(false)
-	if err != nil || len(removed) != 1 || removed[0] != tmp {
+	if err != nil || fmt.Sprint(removed) != fmt.Sprint(tmps) {
 		t.Fatalf("gc: %v %v", removed, err)
 	}
 }

@@ -47,7 +47,7 @@ func (s *Store) GC(dryRun bool) (removed []string, freed int64, err error) {
 		}
 		for _, o := range entries {
 			rel := e.Name() + "/" + o.Name()
-			if !o.IsDir() && validObjectPath(rel) && len(r.users[rel]) == 0 {
+			if !o.IsDir() && (strings.HasPrefix(o.Name(), tempPrefix) || validObjectPath(rel) && len(r.users[rel]) == 0) {
 				add(filepath.Join(base, rel))
 			}
 		}

@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -16,9 +18,10 @@ import (
 	"cfsboot/verity"
 )
 
-// On a filesystem with reflinks (XFS here), objects share the source's
-// blocks instead of copying them, and are still named by their content.
-func TestReflinkedObjects(t *testing.T) {
+// mountXFS mounts a fresh XFS with reflinks (made in a loop file) for the
+// test and returns where.
+func mountXFS(t *testing.T) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount an XFS image")
 	}
@@ -37,11 +40,21 @@ func TestReflinkedObjects(t *testing.T) {
 		t.Skipf("mount: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	return mnt
+}
+
+// On a filesystem with reflinks (XFS here), objects share the source's
+// blocks instead of copying them, are still named by their content, and
+// a file twice in the tree is cloned once.
+func TestReflinkedObjects(t *testing.T) {
+	mnt := mountXFS(t)
 	src := filepath.Join(mnt, "src")
 	os.Mkdir(src, 0o755)
 	data := bytes.Repeat([]byte("reflinked content "), 1<<20) // 18 MiB
-	if err := os.WriteFile(filepath.Join(src, "big"), data, 0o644); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"big", "same"} {
+		if err := os.WriteFile(filepath.Join(src, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	unix.Sync()
 	free := func() int64 {
@@ -66,6 +79,12 @@ func TestReflinkedObjects(t *testing.T) {
 	if got, err := os.ReadFile(st.ObjectPath(want)); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("object %s: %v", want, err)
 	}
+	if objs := objects(t, st); len(objs) != 1 {
+		t.Errorf("objects %v, want one", objs)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "objects", "*", ".tmp-*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
 	storetest.FsckClean(t, dir)
 	// A file that changes after it was listed is still refused.
 	root, err := source.Walk(src, source.Options{})
@@ -76,4 +95,17 @@ func TestReflinkedObjects(t *testing.T) {
 	if _, _, err := st.CommitTree(root, store.CommitOptions{Erofs: erofs.DefaultOptions()}); err == nil {
 		t.Fatal("a truncated file was committed")
 	}
+}
+
+// A create killed at any point of a reflinked fill (temporary objects
+// beside their names) leaves a store that fsck finds clean, and gc
+// removes what it left.
+func TestReflinkCreateKilledAtRandomPoints(t *testing.T) {
+	mnt := mountXFS(t)
+	dir := filepath.Join(mnt, "store")
+	storetest.KillAtRandom(t, dir, 40, 50*time.Millisecond, func(run int) *exec.Cmd {
+		src := filepath.Join(mnt, fmt.Sprintf("src%d", run))
+		makeTree(t, src, 40, 20, int64(run+1))
+		return helper("create", dir, src)
+	})
 }
