@@ -102,12 +102,14 @@ func throughput(cfsboot string, mk *chroot) error {
 		return err
 	}
 	ostore := filepath.Join(*cache, "ostore")
+	copyDir := filepath.Join(*cache, "copy")
 	cmds := []Cmd{
 		{Name: "openssl256", Argv: openssl("sha256")},
 		{Name: "create", Argv: []string{cfsboot, "-q", "image", "create", dir}},
 		{Name: "store", Argv: []string{cfsboot, "-q", "image", "create", dir, "--store", store}, Before: emptyDir(store)},
 		{Name: "openssl512", Argv: openssl("sha512")},
-		{Name: "digest512", Argv: []string{"sh", "-c", fmt.Sprintf("find %s -type f -print0 | xargs -0 %s -q image digest --hash sha512 >/dev/null", dir, cfsboot)}},
+		{Name: "create512", Argv: []string{cfsboot, "-q", "image", "create", "--hash", "sha512", dir}},
+		{Name: "cp", Argv: durableCopy(dir, copyDir, ""), Before: emptyDir(copyDir)},
 		{Name: "import", Argv: []string{cfsboot, "-q", "oci", "import", "oci:" + ociDir}},
 		{Name: "importstore", Argv: []string{cfsboot, "-q", "oci", "import", "oci:" + ociDir, "--store", ostore}, Before: emptyDir(ostore)},
 	}
@@ -130,7 +132,8 @@ func throughput(cfsboot string, mk *chroot) error {
 		defer xfs.close()
 		cmds = append(cmds,
 			Cmd{Name: "xfscreate", Argv: []string{cfsboot, "-q", "image", "create", xfs.tree}},
-			Cmd{Name: "xfsstore", Argv: []string{cfsboot, "-q", "image", "create", xfs.tree, "--store", xfs.store}, Before: emptyDir(xfs.store)})
+			Cmd{Name: "xfsstore", Argv: []string{cfsboot, "-q", "image", "create", xfs.tree, "--store", xfs.store}, Before: emptyDir(xfs.store)},
+			Cmd{Name: "xfscp", Argv: durableCopy(xfs.tree, xfs.store, "--reflink=always"), Before: emptyDir(xfs.store)})
 	}
 	got, err := measure(cmds)
 	if err != nil {
@@ -158,14 +161,16 @@ func throughput(cfsboot string, mk *chroot) error {
 	add("openssl256", "openssl dgst -sha256, one core (the SHA-256 limit)", "")
 	add("create", "cfsboot image create (digest only)", "openssl256", "mkcomposefs")
 	add("mkcomposefs", "mkcomposefs --print-digest-only (2 threads)", "openssl256")
-	add("store", "cfsboot image create --store", "create", "mkstore")
+	add("cp", "cp -a, then sync -f: a durable copy of the tree (no hashing)", "create")
+	add("store", "cfsboot image create --store", "create", "mkstore", "cp")
 	add("import", "cfsboot oci import of the same tree as one layer (digest only)", "create")
 	add("importstore", "cfsboot oci import --store", "store")
 	add("mkstore", "mkcomposefs --digest-store", "mkcomposefs")
 	add("xfscreate", "XFS loop file: cfsboot image create (digest only)", "openssl256")
-	add("xfsstore", "XFS loop file: cfsboot image create --store (reflinks)", "xfscreate")
+	add("xfscp", "XFS loop file: cp -a --reflink=always, then sync -f", "xfscreate")
+	add("xfsstore", "XFS loop file: cfsboot image create --store (reflinks)", "xfscreate", "xfscp")
 	add("openssl512", "openssl dgst -sha512, one core (the SHA-512 limit)", "")
-	add("digest512", "cfsboot image digest --hash sha512, every file", "openssl512")
+	add("create512", "cfsboot image create --hash sha512 (digest only)", "openssl512")
 	return nil
 }
 
@@ -197,9 +202,16 @@ func ociLayout(dir string) (string, error) {
 	return out, p.AppendImage(img)
 }
 
+// durableCopy is the command that copies dir's content into the empty
+// directory to with cp (flag: e.g. --reflink=always) and syncs to's
+// filesystem: what any durable copy of the tree costs, without hashing.
+func durableCopy(dir, to, flag string) []string {
+	return []string{"sh", "-c", fmt.Sprintf("cp -a %s %s/. %s && sync -f %s", flag, dir, to, to)}
+}
+
 // alias names the alternatives in the vs column.
 var alias = map[string]string{"mkcomposefs": "mkcomposefs", "mkstore": "mkcomposefs --digest-store",
-	"mkdump": "composefs-info dump", "mkimage": "mkcomposefs"}
+	"mkdump": "composefs-info dump", "mkimage": "mkcomposefs", "cp": "cp -a + sync", "xfscp": "cp --reflink + sync"}
 
 // loopFS is a filesystem in a loop file holding a copy of the tree.
 type loopFS struct{ mnt, tree, store string }
