@@ -131,9 +131,12 @@ const readChunk = 64 * BlockSize
 // files would otherwise allocate a tree builder, two hashes and a read
 // buffer for each.
 type computer struct {
+	alg   Algorithm
 	b     *builder
 	h     hash.Hash
 	chunk [readChunk]byte
+	sums  [readChunk / BlockSize * MaxSize]byte // the chunk's block digests
+	tail  [BlockSize]byte                       // a zero-padded short last block
 }
 
 var computers [SHA512 + 1]sync.Pool // by Algorithm
@@ -143,7 +146,18 @@ func (a Algorithm) getComputer() *computer {
 		c.b.reset()
 		return c
 	}
-	return &computer{b: newBuilder(a), h: a.newHash()}
+	return &computer{alg: a, b: newBuilder(a), h: a.newHash()}
+}
+
+// addData hashes data, at most readChunk bytes whose short last block (if
+// any) ends the input, into the tree.
+func (c *computer) addData(data []byte) {
+	size := c.alg.Size()
+	sums := c.sums[:(len(data)+BlockSize-1)/BlockSize*size]
+	c.alg.hashBlocks(c.h, data, sums, &c.tail)
+	for off := 0; off < len(sums); off += size {
+		c.b.addDataHash(sums[off : off+size])
+	}
 }
 
 // Compute returns the fs-verity digest of everything r yields.
@@ -153,15 +167,11 @@ func (a Algorithm) Compute(r io.Reader) (Sum, error) {
 	}
 	c := a.getComputer()
 	defer computers[a].Put(c)
-	var d [MaxSize]byte
 	var size uint64
 	for {
 		n, err := io.ReadFull(r, c.chunk[:])
 		size += uint64(n)
-		for off := 0; off < n; off += BlockSize {
-			hashDataBlock(c.h, c.chunk[off:min(off+BlockSize, n)], d[:a.Size()])
-			c.b.addDataHash(d[:a.Size()])
-		}
+		c.addData(c.chunk[:n])
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
@@ -176,10 +186,8 @@ func (a Algorithm) Compute(r io.Reader) (Sum, error) {
 func (a Algorithm) ComputeBytes(data []byte) Sum {
 	c := a.getComputer()
 	defer computers[a].Put(c)
-	var d [MaxSize]byte
-	for off := 0; off < len(data); off += BlockSize {
-		hashDataBlock(c.h, data[off:min(off+BlockSize, len(data))], d[:a.Size()])
-		c.b.addDataHash(d[:a.Size()])
+	for off := 0; off < len(data); off += readChunk {
+		c.addData(data[off:min(off+readChunk, len(data))])
 	}
 	return descriptorDigest(c.h, a, uint64(len(data)), c.b.root())
 }
@@ -236,10 +244,8 @@ func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 						errs[w] = err
 						return
 					}
-					for i := int64(0); i*BlockSize < n; i++ {
-						at := (first - win + i) * dsize
-						hashDataBlock(c.h, c.chunk[i*BlockSize:min((i+1)*BlockSize, n)], hashes[at:at+dsize])
-					}
+					at := (first - win) * dsize
+					a.hashBlocks(c.h, c.chunk[:n], hashes[at:at+(n+BlockSize-1)/BlockSize*dsize], &c.tail)
 				}
 			}(cs[w], w)
 		}
