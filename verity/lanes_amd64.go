@@ -106,7 +106,7 @@ func rotr64(x uint64, n uint) uint64 { return x>>n | x<<(64-n) }
 // minLanes512 is the fewest blocks worth a sha512x8 call: below it the
 // call, which costs as much with idle lanes, is slower than hashing the
 // blocks one at a time.
-const minLanes512 = 3
+const minLanes512 = 2
 
 // hashLanes hashes the leading blocks of data (BlockSize each, the last one
 // zero-padded into tail if short) with the lane kernel for a, as many as
