@@ -13,7 +13,7 @@ var multiBuffer = true
 
 // laneGroup is how many blocks callers that hash as data arrives (Hasher)
 // collect for one hashBlocks call: a lane kernel's width.
-const laneGroup = 8
+const laneGroup = 16
 
 // hashBlocks writes the digest of each BlockSize block of data, the last
 // one zero-padded if short, to out (a.Size() bytes each, in order). tail is

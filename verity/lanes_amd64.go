@@ -1,7 +1,9 @@
 package verity
 
 import (
+	"crypto/sha256"
 	"crypto/sha512"
+	"math/bits"
 	"sync"
 )
 
@@ -11,6 +13,13 @@ import (
 //
 //go:noescape
 func sha512x8(out *[8 * sha512.Size]byte, lanes *[8]*byte, consts *sha512Consts)
+
+// sha256x16 writes the SHA-256 digests of the 4096-byte blocks at
+// lanes[0..15] to out, lane i's at out[32*i:]. It needs AVX-512 F and BW and
+// a filled consts.padWK.
+//
+//go:noescape
+func sha256x16(out *[16 * sha256.Size]byte, lanes *[16]*byte, consts *sha256Consts)
 
 // cpuid returns the CPUID registers of leaf and subleaf sub.
 func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
@@ -73,65 +82,107 @@ var sha512Tables = sha512Consts{
 	},
 }
 
-// sha512x8State is filled on first use, so that programs that never hash
-// (cfsboot-init) run neither CPUID nor the padding schedule.
-var sha512x8State struct {
+// sha256Consts is sha512Consts for sha256x16.
+type sha256Consts struct {
+	k     [64]uint32
+	padWK [64]uint32
+}
+
+var sha256Tables = sha256Consts{
+	k: [64]uint32{
+		0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+		0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+		0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+		0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+		0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+		0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+		0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+		0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+	},
+}
+
+// laneKernels is filled on first use, so that programs that never hash
+// (cfsboot-init) run neither CPUID nor the padding schedules.
+var laneKernels struct {
 	once sync.Once
 	ok   bool
 }
 
-func sha512x8Usable() bool {
-	sha512x8State.once.Do(func() {
+func laneKernelsUsable() bool {
+	laneKernels.once.Do(func() {
 		if !hasAVX512() {
 			return
 		}
 		w := &sha512Tables.padWK
 		w[0] = 0x80 << 56
 		w[15] = BlockSize * 8
-		for t := 16; t < 80; t++ {
-			s0 := rotr64(w[t-15], 1) ^ rotr64(w[t-15], 8) ^ w[t-15]>>7
-			s1 := rotr64(w[t-2], 19) ^ rotr64(w[t-2], 61) ^ w[t-2]>>6
+		for t := 16; t < len(w); t++ {
+			s0 := bits.RotateLeft64(w[t-15], -1) ^ bits.RotateLeft64(w[t-15], -8) ^ w[t-15]>>7
+			s1 := bits.RotateLeft64(w[t-2], -19) ^ bits.RotateLeft64(w[t-2], -61) ^ w[t-2]>>6
 			w[t] = w[t-16] + s0 + w[t-7] + s1
 		}
 		for t := range w {
 			w[t] += sha512Tables.k[t]
 		}
-		sha512x8State.ok = true
+		v := &sha256Tables.padWK
+		v[0] = 0x80 << 24
+		v[15] = BlockSize * 8
+		for t := 16; t < len(v); t++ {
+			s0 := bits.RotateLeft32(v[t-15], -7) ^ bits.RotateLeft32(v[t-15], -18) ^ v[t-15]>>3
+			s1 := bits.RotateLeft32(v[t-2], -17) ^ bits.RotateLeft32(v[t-2], -19) ^ v[t-2]>>10
+			v[t] = v[t-16] + s0 + v[t-7] + s1
+		}
+		for t := range v {
+			v[t] += sha256Tables.k[t]
+		}
+		laneKernels.ok = true
 	})
-	return sha512x8State.ok
+	return laneKernels.ok
 }
 
-func rotr64(x uint64, n uint) uint64 { return x>>n | x<<(64-n) }
-
-// minLanes512 is the fewest blocks worth a sha512x8 call: below it the
-// call, which costs as much with idle lanes, is slower than hashing the
-// blocks one at a time.
-const minLanes512 = 2
+// minLanes512 and minLanes256 are the fewest blocks worth a kernel call:
+// below them the call, which costs as much with idle lanes, is slower than
+// hashing the blocks one at a time.
+const (
+	minLanes512 = 2
+	minLanes256 = 6
+)
 
 // hashLanes hashes the leading blocks of data (BlockSize each, the last one
 // zero-padded into tail if short) with the lane kernel for a, as many as
 // are worth it, writing their digests to out; it returns how many.
 func (a Algorithm) hashLanes(data, out []byte, tail *[BlockSize]byte) int {
-	if a != SHA512 || !sha512x8Usable() {
+	if !laneKernelsUsable() {
 		return 0
 	}
+	width, least := 16, minLanes256
+	if a == SHA512 {
+		width, least = 8, minLanes512
+	}
+	size := a.Size()
 	n := (len(data) + BlockSize - 1) / BlockSize
-	var lanes [8]*byte
-	var sums [8 * sha512.Size]byte
+	var lanes [16]*byte
+	var sums [512]byte // either kernel's output
 	done := 0
-	for n-done >= minLanes512 {
-		k := min(n-done, len(lanes))
+	for n-done >= least {
+		k := min(n-done, width)
 		for l := range k {
 			lanes[l] = blockAt(data, done+l, tail)
 		}
-		for l := k; l < len(lanes); l++ {
+		for l := k; l < width; l++ {
 			lanes[l] = lanes[k-1] // idle lanes hash the last block again
 		}
-		if k == len(lanes) {
-			sha512x8((*[len(sums)]byte)(out[done*sha512.Size:]), &lanes, &sha512Tables)
+		dst := &sums
+		if k == width {
+			dst = (*[len(sums)]byte)(out[done*size:])
+		}
+		if a == SHA512 {
+			sha512x8(dst, (*[8]*byte)(lanes[:8]), &sha512Tables)
 		} else {
-			sha512x8(&sums, &lanes, &sha512Tables)
-			copy(out[done*sha512.Size:], sums[:k*sha512.Size])
+			sha256x16(dst, &lanes, &sha256Tables)
+		}
+		if k < width {
+			copy(out[done*size:], sums[:k*size])
 		}
 		done += k
 	}
