@@ -110,34 +110,44 @@ var laneKernels struct {
 
 func laneKernelsUsable() bool {
 	laneKernels.once.Do(func() {
-		if !hasAVX512() {
-			return
+		if hasAVX512() {
+			sha512Tables.fillPad()
+			sha256Tables.fillPad()
+			laneKernels.ok = true
 		}
-		w := &sha512Tables.padWK
-		w[0] = 0x80 << 56
-		w[15] = BlockSize * 8
-		for t := 16; t < len(w); t++ {
-			s0 := bits.RotateLeft64(w[t-15], -1) ^ bits.RotateLeft64(w[t-15], -8) ^ w[t-15]>>7
-			s1 := bits.RotateLeft64(w[t-2], -19) ^ bits.RotateLeft64(w[t-2], -61) ^ w[t-2]>>6
-			w[t] = w[t-16] + s0 + w[t-7] + s1
-		}
-		for t := range w {
-			w[t] += sha512Tables.k[t]
-		}
-		v := &sha256Tables.padWK
-		v[0] = 0x80 << 24
-		v[15] = BlockSize * 8
-		for t := 16; t < len(v); t++ {
-			s0 := bits.RotateLeft32(v[t-15], -7) ^ bits.RotateLeft32(v[t-15], -18) ^ v[t-15]>>3
-			s1 := bits.RotateLeft32(v[t-2], -17) ^ bits.RotateLeft32(v[t-2], -19) ^ v[t-2]>>10
-			v[t] = v[t-16] + s0 + v[t-7] + s1
-		}
-		for t := range v {
-			v[t] += sha256Tables.k[t]
-		}
-		laneKernels.ok = true
 	})
 	return laneKernels.ok
+}
+
+// fillPad computes padWK: the padding block is W[0] = 0x80 << 56, W[15] =
+// 32768 (its length in bits) and zeros, its schedule FIPS 180-4's 6.4.2.
+func (c *sha512Consts) fillPad() {
+	w := &c.padWK
+	w[0] = 0x80 << 56
+	w[15] = BlockSize * 8
+	for t := 16; t < len(w); t++ {
+		s0 := bits.RotateLeft64(w[t-15], -1) ^ bits.RotateLeft64(w[t-15], -8) ^ w[t-15]>>7
+		s1 := bits.RotateLeft64(w[t-2], -19) ^ bits.RotateLeft64(w[t-2], -61) ^ w[t-2]>>6
+		w[t] = w[t-16] + s0 + w[t-7] + s1
+	}
+	for t := range w {
+		w[t] += c.k[t]
+	}
+}
+
+// fillPad is sha512Consts.fillPad for SHA-256 (FIPS 180-4, 6.2.2).
+func (c *sha256Consts) fillPad() {
+	w := &c.padWK
+	w[0] = 0x80 << 24
+	w[15] = BlockSize * 8
+	for t := 16; t < len(w); t++ {
+		s0 := bits.RotateLeft32(w[t-15], -7) ^ bits.RotateLeft32(w[t-15], -18) ^ w[t-15]>>3
+		s1 := bits.RotateLeft32(w[t-2], -17) ^ bits.RotateLeft32(w[t-2], -19) ^ w[t-2]>>10
+		w[t] = w[t-16] + s0 + w[t-7] + s1
+	}
+	for t := range w {
+		w[t] += c.k[t]
+	}
 }
 
 // minLanes512 and minLanes256 are the fewest blocks worth a kernel call:
