@@ -41,7 +41,7 @@ type batch struct {
 
 var batches [SHA512 + 1]sync.Pool // by Algorithm
 
-func (a Algorithm) getBatch() *batch {
+func getBatch(a Algorithm) *batch {
 	if b, ok := batches[a].Get().(*batch); ok {
 		return b
 	}
@@ -73,7 +73,7 @@ func (b *batch) setSize(n int) {
 // flush writes the digests of the added inputs into sums and empties b.
 func (b *batch) flush(sums []Sum) {
 	size := b.alg.Size()
-	b.alg.hashBlocks(b.h, b.data[:b.used*BlockSize], b.sums[:b.used*size], nil)
+	hashBlocks(b.alg, b.h, b.data[:b.used*BlockSize], b.sums[:b.used*size], nil)
 	// The data digests of each input of several blocks, zero-padded to a
 	// hash block, in b.level; single-block inputs' roots are their digests.
 	levels := 0
@@ -85,7 +85,7 @@ func (b *batch) flush(sums []Sum) {
 		clear(block[copy(block, b.sums[in.first*size:(in.first+in.blocks)*size]):])
 		levels++
 	}
-	b.alg.hashBlocks(b.h, b.level[:levels*BlockSize], b.roots[:levels*size], nil)
+	hashBlocks(b.alg, b.h, b.level[:levels*BlockSize], b.roots[:levels*size], nil)
 	var zero [MaxSize]byte
 	levels = 0
 	for _, in := range b.inputs {

@@ -25,7 +25,7 @@ func TestBatch(t *testing.T) {
 	for _, on := range []bool{true, false} {
 		setMultiBuffer(t, on)
 		for _, alg := range Algorithms {
-			b := alg.getBatch()
+			b := getBatch(alg)
 			sums := make([]Sum, len(inputs))
 			for i, data := range inputs {
 				reserve := len(data)

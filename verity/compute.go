@@ -154,7 +154,7 @@ func (a Algorithm) getComputer() *computer {
 func (c *computer) addData(data []byte) {
 	size := c.alg.Size()
 	sums := c.sums[:(len(data)+BlockSize-1)/BlockSize*size]
-	c.alg.hashBlocks(c.h, data, sums, &c.tail)
+	hashBlocks(c.alg, c.h, data, sums, &c.tail)
 	for off := 0; off < len(sums); off += size {
 		c.b.addDataHash(sums[off : off+size])
 	}
@@ -245,7 +245,7 @@ func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 						return
 					}
 					at := (first - win) * dsize
-					a.hashBlocks(c.h, c.chunk[:n], hashes[at:at+(n+BlockSize-1)/BlockSize*dsize], &c.tail)
+					hashBlocks(a, c.h, c.chunk[:n], hashes[at:at+(n+BlockSize-1)/BlockSize*dsize], &c.tail)
 				}
 			}(cs[w], w)
 		}

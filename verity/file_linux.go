@@ -35,10 +35,10 @@ func (a Algorithm) ComputeFiles(paths []string, sums []Sum) error {
 	if len(sums) != len(paths) {
 		return fmt.Errorf("fs-verity digests of %d files into %d sums", len(paths), len(sums))
 	}
-	b := a.getBatch()
+	b := getBatch(a)
 	defer batches[a].Put(b)
 	for i, path := range paths {
-		if err := a.computeInto(b, path, i, sums); err != nil {
+		if err := b.addFile(path, i, sums); err != nil {
 			b.inputs, b.used = b.inputs[:0], 0
 			return err
 		}
@@ -47,16 +47,16 @@ func (a Algorithm) ComputeFiles(paths []string, sums []Sum) error {
 	return nil
 }
 
-// computeInto reads a small file into b, or digests a large one into
-// sums[i] at once.
-func (a Algorithm) computeInto(b *batch, path string, i int, sums []Sum) error {
+// addFile reads a small file into b, or digests a large one into sums[i]
+// at once.
+func (b *batch) addFile(path string, i int, sums []Sum) error {
 	fd, size, err := openRegular(path)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
 	if size > batchMaxBlocks*BlockSize {
-		if sums[i], err = a.ComputeReaderAt(fdio.File(fd), size); err != nil {
+		if sums[i], err = b.alg.ComputeReaderAt(fdio.File(fd), size); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		return nil

@@ -53,7 +53,7 @@ func (h *Hasher) Write(p []byte) (int, error) {
 func (h *Hasher) addBlocks(data []byte) {
 	size := h.alg.Size()
 	sums := h.sums[:len(data)/BlockSize*size]
-	h.alg.hashBlocks(h.h, data, sums, nil)
+	hashBlocks(h.alg, h.h, data, sums, nil)
 	for off := 0; off < len(sums); off += size {
 		h.b.addDataHash(sums[off : off+size])
 	}

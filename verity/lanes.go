@@ -19,10 +19,14 @@ const laneGroup = 16
 // one zero-padded if short, to out (a.Size() bytes each, in order). tail is
 // scratch for the padded copy of a short last block; it may be nil when
 // data holds whole blocks. h is a hash of a for the blocks hashed one by one.
-func (a Algorithm) hashBlocks(h hash.Hash, data, out []byte, tail *[BlockSize]byte) {
+//
+// hashBlocks and the other helpers here are functions, not Algorithm
+// methods: cfsboot-init keeps Algorithm's method table (it formats and
+// parses Algorithms), so every method name costs it bytes.
+func hashBlocks(a Algorithm, h hash.Hash, data, out []byte, tail *[BlockSize]byte) {
 	done := 0
 	if multiBuffer {
-		done = a.hashLanes(data, out, tail)
+		done = hashLanes(a, data, out, tail)
 	}
 	size := a.Size()
 	for i := done; i*BlockSize < len(data); i++ {

@@ -161,7 +161,7 @@ const (
 // hashLanes hashes the leading blocks of data (BlockSize each, the last one
 // zero-padded into tail if short) with the lane kernel for a, as many as
 // are worth it, writing their digests to out; it returns how many.
-func (a Algorithm) hashLanes(data, out []byte, tail *[BlockSize]byte) int {
+func hashLanes(a Algorithm, data, out []byte, tail *[BlockSize]byte) int {
 	if !laneKernelsUsable() {
 		return 0
 	}

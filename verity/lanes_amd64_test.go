@@ -52,7 +52,7 @@ func TestLaneKernels(t *testing.T) {
 		{SHA256, 16 + minLanes256 - 1, 16}, {SHA256, 32 + minLanes256, 32 + minLanes256},
 	} {
 		d := make([]byte, c.blocks*BlockSize)
-		if got := c.alg.hashLanes(d, make([]byte, c.blocks*c.alg.Size()), nil); got != c.want {
+		if got := hashLanes(c.alg, d, make([]byte, c.blocks*c.alg.Size()), nil); got != c.want {
 			t.Errorf("%s: hashLanes of %d blocks hashed %d, want %d", c.alg, c.blocks, got, c.want)
 		}
 	}

@@ -43,7 +43,7 @@ func checkHashBlocks(t *testing.T, alg Algorithm, data []byte) {
 	want := blockSums(alg, data)
 	got := make([]byte, len(want))
 	var tail [BlockSize]byte
-	alg.hashBlocks(alg.newHash(), data, got, &tail)
+	hashBlocks(alg, alg.newHash(), data, got, &tail)
 	if !bytes.Equal(got, want) {
 		for i := 0; i < len(want); i += alg.Size() {
 			if !bytes.Equal(got[i:i+alg.Size()], want[i:i+alg.Size()]) {
@@ -188,7 +188,7 @@ func BenchmarkHashBlocks(b *testing.B) {
 				out := make([]byte, readChunk/BlockSize*alg.Size())
 				b.SetBytes(int64(len(data)))
 				for b.Loop() {
-					alg.hashBlocks(h, data, out, nil)
+					hashBlocks(alg, h, data, out, nil)
 				}
 			})
 		}
