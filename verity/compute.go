@@ -52,6 +52,15 @@ func (b *builder) addDataHash(d []byte) {
 	b.push(0, d)
 }
 
+// addHashBlock adds the digest d of a full level-0 hash block, whose data
+// block digests the caller hashed itself; level 0 must hold no partial
+// block.
+func (b *builder) addHashBlock(d []byte) {
+	b.n += uint64(BlockSize / b.size)
+	b.push(1, d)
+	b.nblocks[0]++
+}
+
 func (b *builder) push(level int, d []byte) {
 	for level >= len(b.levels) {
 		b.levels = append(b.levels, make([]byte, 0, BlockSize))
@@ -255,7 +264,21 @@ func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 				return Sum{}, err
 			}
 		}
-		for i := int64(0); i < winEnd-win; i++ {
+		// The window's data digests fill whole hash blocks (windows start
+		// at a multiple of every algorithm's digests per block): those are
+		// hashed in lanes too, straight into level 1; the last window's
+		// partial block goes through the builder.
+		count := winEnd - win
+		full := count * dsize / BlockSize
+		for j := int64(0); j < full; j += chunkBlocks {
+			m := min(full-j, chunkBlocks)
+			sums := cs[0].sums[:m*dsize]
+			hashBlocks(a, cs[0].h, hashes[j*BlockSize:(j+m)*BlockSize], sums, nil)
+			for off := int64(0); off < int64(len(sums)); off += dsize {
+				b.addHashBlock(sums[off : off+dsize])
+			}
+		}
+		for i := full * BlockSize / dsize; i < count; i++ {
 			b.addDataHash(hashes[i*dsize : (i+1)*dsize])
 		}
 	}

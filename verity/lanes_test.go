@@ -95,7 +95,7 @@ func TestHashBlocksPatterns(t *testing.T) {
 
 // digestSizes covers lane groups and their rests, a read chunk and beyond,
 // and several MiB for ComputeReaderAt's parallel path.
-var digestSizes = []int{0, 1, 4095, 4096, 4097, 3 * 4096, 7*4096 + 1, 8 * 4096, 8*4096 + 1, 9*4096 - 1, 64 * 4096, 65*4096 + 7, 5<<20 + 3}
+var digestSizes = []int{0, 1, 4095, 4096, 4097, 3 * 4096, 7*4096 + 1, 8 * 4096, 8*4096 + 1, 9*4096 - 1, 64 * 4096, 65*4096 + 7, 4 << 20, 5<<20 + 3}
 
 // allDigests computes the digest of data by every API: Compute,
 // ComputeBytes, ComputeReaderAt (parallel from 4 MiB) and a Hasher fed
