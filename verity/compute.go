@@ -15,17 +15,22 @@ const BlockSize = 4096
 
 // builder hashes a stream of data block digests up the Merkle tree with one
 // partial block buffer per level, so memory stays bounded by the tree height.
+// Level 0 buffers up to laneGroup blocks, hashed together by hashBlocks.
 type builder struct {
+	alg     Algorithm
 	h       hash.Hash
 	size    int      // digest size
-	levels  [][]byte // levels[i]: the hash block being filled at level i
+	levels  [][]byte // levels[i]: the hash block(s) being filled at level i
 	nblocks []uint64 // completed blocks per level
 	first   [MaxSize]byte
 	scratch [MaxSize]byte
-	n       uint64 // data blocks seen
+	sums    [laneGroup * MaxSize]byte // level 0's block digests
+	n       uint64                    // data blocks seen
 }
 
-func newBuilder(alg Algorithm) *builder { return &builder{h: alg.newHash(), size: alg.Size()} }
+func newBuilder(alg Algorithm) *builder {
+	return &builder{alg: alg, h: alg.newHash(), size: alg.Size(), levels: [][]byte{nil}, nblocks: []uint64{0}}
+}
 
 // sum hashes block into b.scratch; push copies it out before the next sum.
 func (b *builder) sum(block []byte) []byte {
@@ -49,16 +54,25 @@ func (b *builder) addDataHash(d []byte) {
 		copy(b.first[:], d)
 	}
 	b.n++
-	b.push(0, d)
+	b.levels[0] = append(b.levels[0], d...)
+	if len(b.levels[0]) == laneGroup*BlockSize {
+		b.hashLevel0()
+	}
 }
 
-// addHashBlock adds the digest d of a full level-0 hash block, whose data
-// block digests the caller hashed itself; level 0 must hold no partial
-// block.
-func (b *builder) addHashBlock(d []byte) {
-	b.n += uint64(BlockSize / b.size)
-	b.push(1, d)
-	b.nblocks[0]++
+// hashLevel0 hashes level 0's buffered blocks, the last one zero-padded if
+// partial, and pushes their digests to level 1.
+func (b *builder) hashLevel0() {
+	buf := b.levels[0]
+	blocks := (len(buf) + BlockSize - 1) / BlockSize
+	buf = append(buf, make([]byte, blocks*BlockSize-len(buf))...)
+	sums := b.sums[:blocks*b.size]
+	hashBlocks(b.alg, b.h, buf, sums, nil)
+	b.levels[0] = buf[:0]
+	b.nblocks[0] += uint64(blocks)
+	for off := 0; off < len(sums); off += b.size {
+		b.push(1, sums[off:off+b.size])
+	}
 }
 
 func (b *builder) push(level int, d []byte) {
@@ -84,6 +98,9 @@ func (b *builder) root() []byte {
 		return make([]byte, b.size)
 	case 1:
 		return b.first[:b.size]
+	}
+	if len(b.levels[0]) > 0 {
+		b.hashLevel0()
 	}
 	for level := 0; ; level++ {
 		partial := len(b.levels[level]) > 0
@@ -264,21 +281,7 @@ func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 				return Sum{}, err
 			}
 		}
-		// The window's data digests fill whole hash blocks (windows start
-		// at a multiple of every algorithm's digests per block): those are
-		// hashed in lanes too, straight into level 1; the last window's
-		// partial block goes through the builder.
-		count := winEnd - win
-		full := count * dsize / BlockSize
-		for j := int64(0); j < full; j += chunkBlocks {
-			m := min(full-j, chunkBlocks)
-			sums := cs[0].sums[:m*dsize]
-			hashBlocks(a, cs[0].h, hashes[j*BlockSize:(j+m)*BlockSize], sums, nil)
-			for off := int64(0); off < int64(len(sums)); off += dsize {
-				b.addHashBlock(sums[off : off+dsize])
-			}
-		}
-		for i := full * BlockSize / dsize; i < count; i++ {
+		for i := int64(0); i < winEnd-win; i++ {
 			b.addDataHash(hashes[i*dsize : (i+1)*dsize])
 		}
 	}
