@@ -100,5 +100,8 @@ func (b *batch) flush(sums []Sum) {
 		}
 		sums[in.out] = descriptorDigest(b.h, b.alg, uint64(in.size), root)
 	}
-	b.inputs, b.used = b.inputs[:0], 0
+	b.reset()
 }
+
+// reset empties b, keeping its buffers.
+func (b *batch) reset() { b.inputs, b.used = b.inputs[:0], 0 }

@@ -39,7 +39,7 @@ func (a Algorithm) ComputeFiles(paths []string, sums []Sum) error {
 	defer batches[a].Put(b)
 	for i, path := range paths {
 		if err := b.addFile(path, i, sums); err != nil {
-			b.inputs, b.used = b.inputs[:0], 0
+			b.reset()
 			return err
 		}
 	}
