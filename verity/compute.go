@@ -15,17 +15,22 @@ const BlockSize = 4096
 
 // builder hashes a stream of data block digests up the Merkle tree with one
 // partial block buffer per level, so memory stays bounded by the tree height.
+// Level 0 buffers up to laneGroup blocks, hashed together by hashBlocks.
 type builder struct {
+	alg     Algorithm
 	h       hash.Hash
 	size    int      // digest size
-	levels  [][]byte // levels[i]: the hash block being filled at level i
+	levels  [][]byte // levels[i]: the hash block(s) being filled at level i
 	nblocks []uint64 // completed blocks per level
 	first   [MaxSize]byte
 	scratch [MaxSize]byte
-	n       uint64 // data blocks seen
+	sums    [laneGroup * MaxSize]byte // level 0's block digests
+	n       uint64                    // data blocks seen
 }
 
-func newBuilder(alg Algorithm) *builder { return &builder{h: alg.newHash(), size: alg.Size()} }
+func newBuilder(alg Algorithm) *builder {
+	return &builder{alg: alg, h: alg.newHash(), size: alg.Size(), levels: [][]byte{nil}, nblocks: []uint64{0}}
+}
 
 // sum hashes block into b.scratch; push copies it out before the next sum.
 func (b *builder) sum(block []byte) []byte {
@@ -49,7 +54,25 @@ func (b *builder) addDataHash(d []byte) {
 		copy(b.first[:], d)
 	}
 	b.n++
-	b.push(0, d)
+	b.levels[0] = append(b.levels[0], d...)
+	if len(b.levels[0]) == laneGroup*BlockSize {
+		b.hashLevel0()
+	}
+}
+
+// hashLevel0 hashes level 0's buffered blocks, the last one zero-padded if
+// partial, and pushes their digests to level 1.
+func (b *builder) hashLevel0() {
+	buf := b.levels[0]
+	blocks := (len(buf) + BlockSize - 1) / BlockSize
+	buf = append(buf, make([]byte, blocks*BlockSize-len(buf))...)
+	sums := b.sums[:blocks*b.size]
+	hashBlocks(b.alg, b.h, buf, sums, nil)
+	b.levels[0] = buf[:0]
+	b.nblocks[0] += uint64(blocks)
+	for off := 0; off < len(sums); off += b.size {
+		b.push(1, sums[off:off+b.size])
+	}
 }
 
 func (b *builder) push(level int, d []byte) {
@@ -75,6 +98,9 @@ func (b *builder) root() []byte {
 		return make([]byte, b.size)
 	case 1:
 		return b.first[:b.size]
+	}
+	if len(b.levels[0]) > 0 {
+		b.hashLevel0()
 	}
 	for level := 0; ; level++ {
 		partial := len(b.levels[level]) > 0
@@ -131,9 +157,12 @@ const readChunk = 64 * BlockSize
 // files would otherwise allocate a tree builder, two hashes and a read
 // buffer for each.
 type computer struct {
+	alg   Algorithm
 	b     *builder
 	h     hash.Hash
 	chunk [readChunk]byte
+	sums  [readChunk / BlockSize * MaxSize]byte // the chunk's block digests
+	tail  [BlockSize]byte                       // a zero-padded short last block
 }
 
 var computers [SHA512 + 1]sync.Pool // by Algorithm
@@ -143,7 +172,18 @@ func (a Algorithm) getComputer() *computer {
 		c.b.reset()
 		return c
 	}
-	return &computer{b: newBuilder(a), h: a.newHash()}
+	return &computer{alg: a, b: newBuilder(a), h: a.newHash()}
+}
+
+// addData hashes data, at most readChunk bytes whose short last block (if
+// any) ends the input, into the tree.
+func (c *computer) addData(data []byte) {
+	size := c.alg.Size()
+	sums := c.sums[:(len(data)+BlockSize-1)/BlockSize*size]
+	hashBlocks(c.alg, c.h, data, sums, &c.tail)
+	for off := 0; off < len(sums); off += size {
+		c.b.addDataHash(sums[off : off+size])
+	}
 }
 
 // Compute returns the fs-verity digest of everything r yields.
@@ -153,15 +193,11 @@ func (a Algorithm) Compute(r io.Reader) (Sum, error) {
 	}
 	c := a.getComputer()
 	defer computers[a].Put(c)
-	var d [MaxSize]byte
 	var size uint64
 	for {
 		n, err := io.ReadFull(r, c.chunk[:])
 		size += uint64(n)
-		for off := 0; off < n; off += BlockSize {
-			hashDataBlock(c.h, c.chunk[off:min(off+BlockSize, n)], d[:a.Size()])
-			c.b.addDataHash(d[:a.Size()])
-		}
+		c.addData(c.chunk[:n])
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
@@ -176,10 +212,8 @@ func (a Algorithm) Compute(r io.Reader) (Sum, error) {
 func (a Algorithm) ComputeBytes(data []byte) Sum {
 	c := a.getComputer()
 	defer computers[a].Put(c)
-	var d [MaxSize]byte
-	for off := 0; off < len(data); off += BlockSize {
-		hashDataBlock(c.h, data[off:min(off+BlockSize, len(data))], d[:a.Size()])
-		c.b.addDataHash(d[:a.Size()])
+	for off := 0; off < len(data); off += readChunk {
+		c.addData(data[off:min(off+readChunk, len(data))])
 	}
 	return descriptorDigest(c.h, a, uint64(len(data)), c.b.root())
 }
@@ -236,10 +270,8 @@ func (a Algorithm) ComputeReaderAt(r io.ReaderAt, size int64) (Sum, error) {
 						errs[w] = err
 						return
 					}
-					for i := int64(0); i*BlockSize < n; i++ {
-						at := (first - win + i) * dsize
-						hashDataBlock(c.h, c.chunk[i*BlockSize:min((i+1)*BlockSize, n)], hashes[at:at+dsize])
-					}
+					at := (first - win) * dsize
+					hashBlocks(a, c.h, c.chunk[:n], hashes[at:at+(n+BlockSize-1)/BlockSize*dsize], &c.tail)
 				}
 			}(cs[w], w)
 		}

@@ -5,13 +5,13 @@ import "hash"
 // Hasher computes an fs-verity digest of the bytes written to it, for
 // callers that hash while copying (one read of the data).
 type Hasher struct {
-	b       *builder
-	h       hash.Hash
-	block   [BlockSize]byte
-	fill    int
-	size    uint64
-	alg     Algorithm
-	scratch [MaxSize]byte
+	b     *builder
+	h     hash.Hash
+	block [BlockSize]byte
+	fill  int
+	size  uint64
+	alg   Algorithm
+	sums  [laneGroup * MaxSize]byte
 }
 
 // NewHasher returns an empty SHA-256 Hasher.
@@ -37,21 +37,26 @@ func (h *Hasher) Write(p []byte) (int, error) {
 		if h.fill < BlockSize {
 			return n, nil
 		}
-		h.addBlock(h.block[:])
+		h.addBlocks(h.block[:])
 		h.fill = 0
 	}
 	for len(p) >= BlockSize {
-		h.addBlock(p[:BlockSize])
-		p = p[BlockSize:]
+		run := min(len(p)/BlockSize, laneGroup) * BlockSize
+		h.addBlocks(p[:run])
+		p = p[run:]
 	}
 	h.fill = copy(h.block[:], p)
 	return n, nil
 }
 
-func (h *Hasher) addBlock(block []byte) {
-	d := h.scratch[:h.alg.Size()]
-	hashDataBlock(h.h, block, d)
-	h.b.addDataHash(d)
+// addBlocks hashes at most laneGroup whole blocks into the tree.
+func (h *Hasher) addBlocks(data []byte) {
+	size := h.alg.Size()
+	sums := h.sums[:len(data)/BlockSize*size]
+	hashBlocks(h.alg, h.h, data, sums, nil)
+	for off := 0; off < len(sums); off += size {
+		h.b.addDataHash(sums[off : off+size])
+	}
 }
 
 // Size is the number of bytes written so far.
@@ -61,7 +66,8 @@ func (h *Hasher) Size() uint64 { return h.size }
 // The Hasher must not be written to afterwards.
 func (h *Hasher) Sum() Sum {
 	if h.fill > 0 {
-		h.addBlock(h.block[:h.fill])
+		clear(h.block[h.fill:]) // the short last block, zero-padded
+		h.addBlocks(h.block[:])
 		h.fill = 0
 	}
 	return descriptorDigest(h.h, h.alg, h.size, h.b.root())

@@ -303,16 +303,19 @@ func TestComputeReaderAtWindows(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Skip("one CPU: ComputeReaderAt takes the serial path")
 	}
-	data := pattern(2*windowBlocks*BlockSize + 12345)
-	for _, alg := range Algorithms {
-		want := alg.ComputeBytes(data)
-		for i := 0; i < 2; i++ {
-			got, err := alg.ComputeReaderAt(bytes.NewReader(data), int64(len(data)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != want {
-				t.Errorf("%s, run %d: ComputeReaderAt %s, ComputeBytes %s", alg, i, got, want)
+	// Two windows and a partial one; exactly one window (no partial hash
+	// block at the end).
+	for _, data := range [][]byte{pattern(2*windowBlocks*BlockSize + 12345), pattern(windowBlocks * BlockSize)} {
+		for _, alg := range Algorithms {
+			want := alg.ComputeBytes(data)
+			for i := 0; i < 2; i++ {
+				got, err := alg.ComputeReaderAt(bytes.NewReader(data), int64(len(data)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Errorf("%s, %d bytes, run %d: ComputeReaderAt %s, ComputeBytes %s", alg, len(data), i, got, want)
+				}
 			}
 		}
 	}

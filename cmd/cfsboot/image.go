@@ -271,13 +271,13 @@ JSON schema (--json): [{"path", "algorithm", "digest"}].`,
 	cmd.Flags().Var(&alg, "hash", "fs-verity hash algorithm")
 	asJSON := jsonFlag(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		sums := make([]verity.Sum, len(args))
+		if err := alg.ComputeFiles(args, sums); err != nil {
+			return err
+		}
 		var res []fileDigest
-		for _, p := range args {
-			d, err := alg.ComputeFile(p)
-			if err != nil {
-				return err
-			}
-			res = append(res, fileDigest{Path: p, Algorithm: alg.String(), Digest: d.String()})
+		for i, p := range args {
+			res = append(res, fileDigest{Path: p, Algorithm: alg.String(), Digest: sums[i].String()})
 		}
 		if *asJSON {
 			return printJSON(cmd, res)

@@ -59,14 +59,7 @@ func Unread(root *tree.Node) (files []*tree.Node, bytes int64) {
 // Digest reads and digests, on all cores, the files Walk left unread,
 // calling progress (if not nil) with each one's size when it is done.
 func Digest(root *tree.Node, progress func(bytes int64)) error {
-	files, _ := Unread(root)
-	return parallel.Each(files, runtime.GOMAXPROCS(0), func(n *tree.Node) error {
-		err := digestFile(n)
-		if err == nil && progress != nil {
-			progress(int64(n.Size))
-		}
-		return err
-	})
+	return DigestAlgorithm(root, verity.SHA256, progress)
 }
 
 // Walk reads the tree at path like Dir, but leaves the files larger than
