@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -405,30 +407,30 @@ func (b *Batch) Flush() error {
 	dirs := map[string]bool{}
 	newDirs := false
 	for _, it := range items {
-		dst := b.s.ObjectPath(it.d)
-		dir := filepath.Dir(dst)
-		if !dirs[dir] {
-			if err := os.Mkdir(dir, 0o755); err == nil {
-				newDirs = true
-			} else if !errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("store: %w", err)
-			}
-			dirs[dir] = true
+		dir := filepath.Dir(b.s.ObjectPath(it.d))
+		if dirs[dir] {
+			continue
 		}
-		if err := renameNoReplace(it.tmp, dst); err != nil {
-			return err
+		if err := os.Mkdir(dir, 0o755); err == nil {
+			newDirs = true
+		} else if !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("store: %w", err)
 		}
+		dirs[dir] = true
+	}
+	// Renames into different directories take different locks (and a
+	// reflinked object's stays within one): both cores.
+	err := parallel.Each(items, runtime.GOMAXPROCS(0), func(it item) error { return renameNoReplace(it.tmp, b.s.ObjectPath(it.d)) })
+	if err != nil {
+		return err // Abort removes what is left of the temporary files
+	}
+	for _, it := range items {
 		delete(b.pending, it.d)
 	}
 	if newDirs {
 		dirs[filepath.Join(b.s.dir, "objects")] = true
 	}
-	for dir := range dirs {
-		if err := syncDir(dir); err != nil {
-			return err
-		}
-	}
-	return nil
+	return parallel.Each(slices.Collect(maps.Keys(dirs)), runtime.GOMAXPROCS(0), syncDir)
 }
 
 // Abort removes the temporary files of objects not yet flushed.
