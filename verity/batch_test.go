@@ -109,8 +109,8 @@ func TestComputeFilesErrors(t *testing.T) {
 	}
 }
 
-// BenchmarkComputeFiles is BenchmarkComputeSmallFiles' 1,000 files (0 to
-// 41 KB) through ComputeFiles, against ComputeFile one by one.
+// BenchmarkComputeFiles digests 1,000 small files (0 to 41 KB) through
+// ComputeFiles, against ComputeFile one by one.
 func BenchmarkComputeFiles(b *testing.B) {
 	dir := b.TempDir()
 	var paths []string

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -268,30 +267,6 @@ func TestComputeStateReuse(t *testing.T) {
 			}
 			if want := alg.ComputeBytes(data); got != want {
 				t.Errorf("%s, %d bytes after other inputs: %s, want %s", alg, n, got, want)
-			}
-		}
-	}
-}
-
-func BenchmarkComputeSmallFiles(b *testing.B) {
-	dir := b.TempDir()
-	var paths []string
-	var total int64
-	for i := 0; i < 1000; i++ {
-		p := filepath.Join(dir, strconv.Itoa(i))
-		data := pattern(i * 41)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			b.Fatal(err)
-		}
-		paths = append(paths, p)
-		total += int64(len(data))
-	}
-	b.SetBytes(total)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		for _, p := range paths {
-			if _, err := ComputeFile(p); err != nil {
-				b.Fatal(err)
 			}
 		}
 	}
