@@ -170,9 +170,11 @@ func (b *Boot) guard(run func() error) (err error) {
 // config is nil when the command line did not parse.
 func (b *Boot) prepare() (initrd, kernel []string, c *Config, err error) {
 	b.stage = StageEarly
+	start := monotonic()
 	if err := b.Sys.MountEarly(); err != nil {
 		return nil, nil, nil, &Failure{StageEarly, err}
 	}
+	b.Sys.Log(stageTime(StageEarly, start, monotonic())) // logs need the early mounts
 	b.stage = StageCmdline
 	b.Sys.Log("stage " + StageCmdline)
 	kernelLine, initrdLine, err := b.Sys.Cmdline()

@@ -7,7 +7,8 @@ import (
 )
 
 // Every stage logs its time as JSON, in boot order, on the monotonic
-// clock; the switch stage just before the exec of the root's init.
+// clock: from the early mounts (whose start is where the Go runtime's ends)
+// to the switch stage just before the exec of the root's init.
 func TestStageTimesLogged(t *testing.T) {
 	f := good(t)
 	run(t, f)
@@ -28,7 +29,7 @@ func TestStageTimesLogged(t *testing.T) {
 		last = st.StartMS + st.MS
 		got = append(got, st.Stage)
 	}
-	want := []string{StageModules, StageTPM, StageRoot, StageVerify, StageMount, StageState, StageSwitch}
+	want := []string{StageEarly, StageModules, StageTPM, StageRoot, StageVerify, StageMount, StageState, StageSwitch}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("stage times for %v, want %v", got, want)
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -49,14 +48,13 @@ func handOffStub(extra, run string) (env, notes []string) {
 	}
 	total, n := int64(0), 0
 	for _, dir := range credentialDirs {
-		entries, err := os.ReadDir(filepath.Join(extra, dir))
+		entries, err := os.ReadDir(filepath.Join(extra, dir)) // sorted by name
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) {
 				notes = append(notes, err.Error())
 			}
 			continue
 		}
-		sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 		for _, e := range entries {
 			name, ok := strings.CutSuffix(e.Name(), ".cred")
 			if !ok {

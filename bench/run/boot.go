@@ -73,8 +73,9 @@ func bootRows() error {
 		if r.Initrd != "cfsboot" || len(r.Stages) == 0 {
 			continue
 		}
-		// Before the first stage: the Go runtime, early mounts, the
-		// command line; after the last: the root's init until it logs.
+		// Before the first stage (early mounts): the kernel's exec and
+		// the Go runtime's start; after the last: the root's init until
+		// it logs.
 		stages["start"] = append(stages["start"], r.Stages[0].StartMS/1000-r.InitrdRun)
 		for _, st := range r.Stages {
 			if _, ok := stages[st.Stage]; !ok {
@@ -102,7 +103,7 @@ func bootRows() error {
 	}
 	compare("kernel start to the root's init logging: ", boot)
 	compare("initrd's /init to the root's init logging: ", initrd)
-	what := map[string]string{"start": "runtime start, early mounts, command line",
+	what := map[string]string{"start": "/init's exec and Go runtime start, to main",
 		"exec": "exec to the root's init logging (systemd's own start)"}
 	for _, st := range append(order, "exec") {
 		w := what[st]
