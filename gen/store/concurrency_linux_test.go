@@ -221,46 +221,57 @@ func TestChangedFileIsNeverCommitted(t *testing.T) {
 			os.Rename(p+".new", p)
 		}, "modified after it was listed"},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			dir := filepath.Join(t.TempDir(), "store")
-			src := t.TempDir()
-			big := filepath.Join(src, "big")
-			os.WriteFile(big, make([]byte, 300<<10), 0o644)
-			st, err := store.Open(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			root, err := source.Walk(src, source.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.change(big)
-			_, _, err = st.CommitTree(root, store.CommitOptions{Erofs: erofs.DefaultOptions()})
-			if !errors.Is(err, source.ErrChanged) || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("commit of a changed file: %v, want ErrChanged naming %s with %q", err, big, c.want)
-			}
-			if imgs, _ := os.ReadDir(filepath.Join(dir, "images")); len(imgs) != 0 {
-				t.Errorf("an image was committed: %v", imgs)
-			}
-			if tmps, _ := filepath.Glob(filepath.Join(dir, "objects", ".tmp-*")); len(tmps) != 0 {
-				t.Errorf("temporary files left: %v", tmps)
-			}
-			// With Retry the file is read again, as it is now.
-			d, _, err := st.CommitTree(root, store.CommitOptions{Erofs: erofs.DefaultOptions(), Retry: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			st.Close()
-			storetest.FsckClean(t, dir)
-			info, _ := os.Stat(big)
-			if n := root.Lookup("big"); n.Size != uint64(info.Size()) {
-				t.Errorf("image says %d bytes, the file has %d", n.Size, info.Size())
-			}
-			if _, err := os.Stat(filepath.Join(dir, "images", d.String())); err != nil {
-				t.Error(err)
-			}
-		})
+		// Copied on the host's filesystem, reflinked on XFS.
+		for _, fs := range []struct {
+			name string
+			base func(*testing.T) string
+		}{{"copy", (*testing.T).TempDir}, {"reflink", mountXFS}} {
+			t.Run(c.name+"/"+fs.name, func(t *testing.T) { changedFileIsNeverCommitted(t, fs.base(t), c.change, c.want) })
+		}
+	}
+}
+
+func changedFileIsNeverCommitted(t *testing.T, base string, change func(path string), want string) {
+	dir := filepath.Join(base, "store")
+	src := filepath.Join(base, "src")
+	os.Mkdir(src, 0o755)
+	big := filepath.Join(src, "big")
+	os.WriteFile(big, make([]byte, 300<<10), 0o644)
+	st, err := store.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	root, err := source.Walk(src, source.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	change(big)
+	_, _, err = st.CommitTree(root, store.CommitOptions{Erofs: erofs.DefaultOptions()})
+	if !errors.Is(err, source.ErrChanged) || !strings.Contains(err.Error(), big) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("commit of a changed file: %v, want ErrChanged naming %s with %q", err, big, want)
+	}
+	if imgs, _ := os.ReadDir(filepath.Join(dir, "images")); len(imgs) != 0 {
+		t.Errorf("an image was committed: %v", imgs)
+	}
+	for _, pattern := range []string{"objects/.tmp-*", "objects/*/.tmp-*"} {
+		if tmps, _ := filepath.Glob(filepath.Join(dir, pattern)); len(tmps) != 0 {
+			t.Errorf("temporary files left: %v", tmps)
+		}
+	}
+	// With Retry the file is read again, as it is now.
+	d, _, err := st.CommitTree(root, store.CommitOptions{Erofs: erofs.DefaultOptions(), Retry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	storetest.FsckClean(t, dir)
+	info, _ := os.Stat(big)
+	if n := root.Lookup("big"); n.Size != uint64(info.Size()) {
+		t.Errorf("image says %d bytes, the file has %d", n.Size, info.Size())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "images", d.String())); err != nil {
+		t.Error(err)
 	}
 }
 
