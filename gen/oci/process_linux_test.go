@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"cfsboot/gen/erofs"
 	"cfsboot/gen/store"
@@ -55,7 +54,7 @@ func TestImportHelperProcess(t *testing.T) {
 // (temporary files, unreferenced objects) repair and gc remove.
 func TestImportKilledAtRandomPoints(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
-	storetest.KillAtRandom(t, dir, 30, 150*time.Millisecond, func(run int) *exec.Cmd {
+	storetest.KillAtRandom(t, dir, 30, func(run int) *exec.Cmd {
 		var ents []ent
 		for j := range 60 {
 			// Sizes across the chunk size, contents unique to the run.

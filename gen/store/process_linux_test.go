@@ -53,7 +53,7 @@ func helper(args ...string) *exec.Cmd {
 // it leaves behind (temporary files, unreferenced objects) gc removes.
 func TestCreateKilledAtRandomPoints(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "store")
-	storetest.KillAtRandom(t, dir, 40, 120*time.Millisecond, func(run int) *exec.Cmd {
+	storetest.KillAtRandom(t, dir, 40, func(run int) *exec.Cmd {
 		src := filepath.Join(t.TempDir(), fmt.Sprintf("src%d", run))
 		makeTree(t, src, 40, 20, int64(run+1))
 		return helper("create", dir, src)

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -103,7 +102,7 @@ func TestReflinkedObjects(t *testing.T) {
 func TestReflinkCreateKilledAtRandomPoints(t *testing.T) {
 	mnt := mountXFS(t)
 	dir := filepath.Join(mnt, "store")
-	storetest.KillAtRandom(t, dir, 40, 50*time.Millisecond, func(run int) *exec.Cmd {
+	storetest.KillAtRandom(t, dir, 40, func(run int) *exec.Cmd {
 		src := filepath.Join(mnt, fmt.Sprintf("src%d", run))
 		makeTree(t, src, 40, 20, int64(run+1))
 		return helper("create", dir, src)

@@ -93,28 +93,37 @@ func CleanAfterKills(t testing.TB, dir string) int {
 }
 
 // KillAtRandom runs writers into the store dir and SIGKILLs each at a
-// random moment up to maxDelay after its start: up to maxRuns of them, for
-// about six seconds. start makes run i's writer (not started). After each
-// kill fsck must find the store clean, and a writer that ends by itself
-// must have succeeded; at the end CleanAfterKills checks what is left.
-// The test fails if no writer was killed: it would prove nothing.
-func KillAtRandom(t testing.TB, dir string, maxRuns int, maxDelay time.Duration, start func(i int) *exec.Cmd) {
+// random moment of its run: the first runs to its end, which times a whole
+// run, and each later one (up to maxRuns, for about six seconds) is killed
+// after a random part of the latest whole run, so that the kills land
+// anywhere inside runs however fast this machine is. start makes run i's
+// writer (not started). After each kill fsck must find the store clean,
+// and a writer that ends by itself must have succeeded; at the end
+// CleanAfterKills checks what is left. The test fails if no writer was
+// killed: it would prove nothing.
+func KillAtRandom(t testing.TB, dir string, maxRuns int, start func(i int) *exec.Cmd) {
 	t.Helper()
 	deadline := time.Now().Add(6 * time.Second)
 	runs, killed := 0, 0
+	var whole time.Duration
 	for ; runs < maxRuns && time.Now().Before(deadline); runs++ {
 		cmd := start(runs)
+		began := time.Now()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(rand.N(maxDelay))
-		cmd.Process.Signal(syscall.SIGKILL)
+		if whole > 0 {
+			time.Sleep(rand.N(whole))
+			cmd.Process.Signal(syscall.SIGKILL)
+		}
 		if err := cmd.Wait(); err != nil {
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != -1 {
 				t.Fatalf("run %d: the writer failed by itself: %v", runs, err)
 			}
 			killed++
+		} else {
+			whole = time.Since(began)
 		}
 		if _, err := os.Stat(dir); err != nil {
 			continue // killed before the store existed
