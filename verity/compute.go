@@ -60,6 +60,17 @@ func (b *builder) addDataHash(d []byte) {
 	}
 }
 
+// addBlocks hashes data's blocks (a short last one zero-padded into tail,
+// which may be nil when data holds whole blocks) into the tree, their
+// digests going through sums, which has room for them.
+func (b *builder) addBlocks(data, sums []byte, tail *[BlockSize]byte) {
+	sums = sums[:(len(data)+BlockSize-1)/BlockSize*b.size]
+	hashBlocks(b.alg, b.h, data, sums, tail)
+	for off := 0; off < len(sums); off += b.size {
+		b.addDataHash(sums[off : off+b.size])
+	}
+}
+
 // hashLevel0 hashes level 0's buffered blocks, the last one zero-padded if
 // partial, and pushes their digests to level 1.
 func (b *builder) hashLevel0() {
@@ -157,7 +168,6 @@ const readChunk = 64 * BlockSize
 // files would otherwise allocate a tree builder, two hashes and a read
 // buffer for each.
 type computer struct {
-	alg   Algorithm
 	b     *builder
 	h     hash.Hash
 	chunk [readChunk]byte
@@ -172,19 +182,12 @@ func (a Algorithm) getComputer() *computer {
 		c.b.reset()
 		return c
 	}
-	return &computer{alg: a, b: newBuilder(a), h: a.newHash()}
+	return &computer{b: newBuilder(a), h: a.newHash()}
 }
 
 // addData hashes data, at most readChunk bytes whose short last block (if
 // any) ends the input, into the tree.
-func (c *computer) addData(data []byte) {
-	size := c.alg.Size()
-	sums := c.sums[:(len(data)+BlockSize-1)/BlockSize*size]
-	hashBlocks(c.alg, c.h, data, sums, &c.tail)
-	for off := 0; off < len(sums); off += size {
-		c.b.addDataHash(sums[off : off+size])
-	}
-}
+func (c *computer) addData(data []byte) { c.b.addBlocks(data, c.sums[:], &c.tail) }
 
 // Compute returns the fs-verity digest of everything r yields.
 func (a Algorithm) Compute(r io.Reader) (Sum, error) {

@@ -1,24 +1,20 @@
 package verity
 
-import "hash"
-
 // Hasher computes an fs-verity digest of the bytes written to it, for
 // callers that hash while copying (one read of the data).
 type Hasher struct {
 	b     *builder
-	h     hash.Hash
 	block [BlockSize]byte
 	fill  int
 	size  uint64
-	alg   Algorithm
-	sums  [laneGroup * MaxSize]byte
+	sums  [laneGroup * MaxSize]byte // a run of blocks' digests
 }
 
 // NewHasher returns an empty SHA-256 Hasher.
 func NewHasher() *Hasher { return SHA256.NewHasher() }
 
 // NewHasher returns an empty Hasher for a.
-func (a Algorithm) NewHasher() *Hasher { return &Hasher{b: newBuilder(a), h: a.newHash(), alg: a} }
+func (a Algorithm) NewHasher() *Hasher { return &Hasher{b: newBuilder(a)} }
 
 // Reset empties h for new data, keeping its buffers.
 func (h *Hasher) Reset() {
@@ -50,14 +46,7 @@ func (h *Hasher) Write(p []byte) (int, error) {
 }
 
 // addBlocks hashes at most laneGroup whole blocks into the tree.
-func (h *Hasher) addBlocks(data []byte) {
-	size := h.alg.Size()
-	sums := h.sums[:len(data)/BlockSize*size]
-	hashBlocks(h.alg, h.h, data, sums, nil)
-	for off := 0; off < len(sums); off += size {
-		h.b.addDataHash(sums[off : off+size])
-	}
-}
+func (h *Hasher) addBlocks(data []byte) { h.b.addBlocks(data, h.sums[:], nil) }
 
 // Size is the number of bytes written so far.
 func (h *Hasher) Size() uint64 { return h.size }
@@ -70,7 +59,7 @@ func (h *Hasher) Sum() Sum {
 		h.addBlocks(h.block[:])
 		h.fill = 0
 	}
-	return descriptorDigest(h.h, h.alg, h.size, h.b.root())
+	return descriptorDigest(h.b.h, h.b.alg, h.size, h.b.root())
 }
 
 // Digest is Sum for a SHA-256 Hasher.
