@@ -109,14 +109,19 @@ func (s *Store) objectFiles(c *checker) ([]namedFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	// A writer's temporary file (in objects/, or a reflink's beside its
+	// object's name).
+	temporary := func(path string) {
+		if s.lock == Exclusive {
+			c.add(Problem{Path: path, Reason: "temporary file of an interrupted write", Garbage: true})
+		}
+	}
 	var files []namedFile
 	for _, e := range top {
 		path := filepath.Join(base, e.Name())
 		if !e.IsDir() {
 			if strings.HasPrefix(e.Name(), tempPrefix) {
-				if s.lock == Exclusive {
-					c.add(Problem{Path: path, Reason: "temporary file of an interrupted write", Garbage: true})
-				}
+				temporary(path)
 			} else {
 				c.add(Problem{Path: path, Reason: "not an object"})
 			}
@@ -132,9 +137,7 @@ func (s *Store) objectFiles(c *checker) ([]namedFile, error) {
 			case o.IsDir():
 				c.add(Problem{Path: p, Reason: "directory among objects"})
 			case strings.HasPrefix(o.Name(), tempPrefix):
-				if s.lock == Exclusive {
-					c.add(Problem{Path: p, Reason: "temporary file of an interrupted write", Garbage: true})
-				}
+				temporary(p)
 			case !validObjectPath(e.Name() + "/" + o.Name()):
 				c.add(Problem{Path: p, Reason: "not named by an fs-verity digest", Garbage: true})
 			default:

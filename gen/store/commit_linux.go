@@ -232,10 +232,11 @@ func (b *Batch) cloneContent(n *tree.Node) (d verity.Sum, size uint64, cloned bo
 // returns its path; "" when the store has d already or another worker is
 // cloning it. cloned is false when the filesystem refused the reflink.
 func (b *Batch) cloneObject(src int, d verity.Sum) (tmp string, cloned bool, err error) {
+	obj := b.s.ObjectPath(d)
 	b.mu.Lock()
 	_, dup := b.pending[d]
 	if !dup {
-		dup = exists(b.s.ObjectPath(d))
+		dup = exists(obj)
 	}
 	if !dup {
 		b.pending[d] = "" // reserved until the clone is made
@@ -244,7 +245,7 @@ func (b *Batch) cloneObject(src int, d verity.Sum) (tmp string, cloned bool, err
 	if dup {
 		return "", true, nil
 	}
-	dir := filepath.Dir(b.s.ObjectPath(d))
+	dir := filepath.Dir(obj)
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		b.unreserve(d, "")
 		return "", false, fmt.Errorf("store: %w", err)
@@ -387,12 +388,12 @@ func (b *Batch) Flush() error {
 		return nil
 	}
 	type item struct {
-		d   verity.Sum
-		tmp string
+		d        verity.Sum
+		tmp, dst string
 	}
 	items := make([]item, 0, len(b.pending))
 	for d, tmp := range b.pending {
-		items = append(items, item{d, tmp})
+		items = append(items, item{d, tmp, b.s.ObjectPath(d)})
 	}
 	if b.s.Protected() {
 		if err := parallel.Each(items, runtime.GOMAXPROCS(0), func(it item) error { return seal(it.tmp, it.d) }); err != nil {
@@ -407,7 +408,7 @@ func (b *Batch) Flush() error {
 	dirs := map[string]bool{}
 	newDirs := false
 	for _, it := range items {
-		dir := filepath.Dir(b.s.ObjectPath(it.d))
+		dir := filepath.Dir(it.dst)
 		if dirs[dir] {
 			continue
 		}
@@ -418,9 +419,10 @@ func (b *Batch) Flush() error {
 		}
 		dirs[dir] = true
 	}
-	// Renames into different directories take different locks (and a
-	// reflinked object's stays within one): both cores.
-	err := parallel.Each(items, runtime.GOMAXPROCS(0), func(it item) error { return renameNoReplace(it.tmp, b.s.ObjectPath(it.d)) })
+	// On both cores: a reflinked object's rename stays within its
+	// directory and runs beside the others (a copy's, out of objects/,
+	// waits for the kernel's one lock on renames across directories).
+	err := parallel.Each(items, runtime.GOMAXPROCS(0), func(it item) error { return renameNoReplace(it.tmp, it.dst) })
 	if err != nil {
 		return err // Abort removes what is left of the temporary files
 	}

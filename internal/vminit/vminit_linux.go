@@ -28,8 +28,8 @@ func Start() error {
 }
 
 // MountDisk waits up to 10 s for the block device dev to appear and
-// mounts it (ext4) on dir. Drivers probe asynchronously: the device node
-// can exist a moment before the disk answers (ENXIO).
+// mounts it (ext4) on dir: until its driver has the disk ready, the node
+// is missing (ENOENT) or the disk does not answer yet (ENXIO).
 func MountDisk(dev, dir string) error {
 	os.MkdirAll(dir, 0o755)
 	var err error
